@@ -1,0 +1,1 @@
+"""Datasets, image loading, splits, the bundled sample and the phantom generator."""

@@ -1,0 +1,137 @@
+"""Scanning of Kaggle Brain Tumor MRI folders: ``Training/<class>/*`` and ``Testing/<class>/*``.
+
+Folder-name variants map to the canonical classes; a folder that maps to no
+class, an empty class folder or a class missing from one split is an error.
+Unreadable files are listed with their reason before training starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from zoo_core.data.classes import CLASS_NAMES, accepted_folder_names, canonical_class
+from zoo_core.data.images import ImageLoadError, is_ignored, is_image_file, load_image
+
+logger = logging.getLogger(__name__)
+
+TRAIN_DIR_NAMES = ("training", "train")
+TEST_DIR_NAMES = ("testing", "test")
+
+
+class DatasetError(ValueError):
+    """A dataset folder that does not have the expected layout."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image file and its class index in ``CLASS_NAMES``."""
+
+    path: str
+    label: int
+
+
+@dataclass(frozen=True)
+class BadFile:
+    """A file that could not be read as an image, with the reason."""
+
+    path: str
+    reason: str
+
+
+def find_split_dir(root: Path, names: tuple[str, ...]) -> Path | None:
+    """Return the child folder of ``root`` whose lower-cased name is one of ``names``."""
+    for child in sorted(root.iterdir()):
+        if child.is_dir() and child.name.lower() in names:
+            return child
+    return None
+
+
+def _is_hidden(relative: Path) -> bool:
+    return any(is_ignored(Path(part)) for part in relative.parts)
+
+
+def scan_class_folders(split_dir: Path) -> dict[str, list[Path]]:
+    """Map each canonical class to the files in its folder under ``split_dir``.
+
+    Hidden and system files are ignored; every other file is returned, so that
+    a non-image file is reported later instead of being dropped silently.
+    """
+    if not split_dir.is_dir():
+        raise DatasetError(f"dataset folder not found: {split_dir}")
+    found: dict[str, list[Path]] = {}
+    folder_of: dict[str, Path] = {}
+    for child in sorted(split_dir.iterdir()):
+        if is_ignored(child) or not child.is_dir():
+            continue
+        name = canonical_class(child.name)
+        if name is None:
+            raise DatasetError(
+                f"folder '{child}' does not name a class; rename it to one of: {accepted_folder_names()}"
+            )
+        if name in folder_of:
+            raise DatasetError(
+                f"folders '{folder_of[name]}' and '{child}' both map to class '{name}'; merge them into one folder"
+            )
+        files = sorted(p for p in child.rglob("*") if p.is_file() and not _is_hidden(p.relative_to(child)))
+        if not files:
+            raise DatasetError(
+                f"class folder '{child}' is empty; add its images or remove the folder "
+                "(an empty class would shift the class indices)"
+            )
+        folder_of[name] = child
+        found[name] = files
+    if not found:
+        raise DatasetError(
+            f"no class folders found in {split_dir}; expected one folder per class: {', '.join(CLASS_NAMES)}"
+        )
+    return found
+
+
+def check_class_sets(per_split: dict[str, dict[str, list[Path]]]) -> None:
+    """Raise when the splits do not hold the same four classes."""
+    for split, classes in per_split.items():
+        missing = [name for name in CLASS_NAMES if name not in classes]
+        if missing:
+            others = [s for s in per_split if s != split and all(m in per_split[s] for m in missing)]
+            where = f" (present in {', '.join(others)})" if others else ""
+            raise DatasetError(
+                f"class {', '.join(repr(m) for m in missing)} missing from the {split} split{where}; "
+                f"every split needs the classes {', '.join(CLASS_NAMES)}"
+            )
+
+
+def to_samples(classes: dict[str, list[Path]]) -> list[Sample]:
+    samples = []
+    for label, name in enumerate(CLASS_NAMES):
+        samples.extend(Sample(str(path), label) for path in classes.get(name, []))
+    return samples
+
+
+def _check_one(sample: Sample) -> BadFile | None:
+    path = Path(sample.path)
+    if not is_image_file(path):
+        return BadFile(sample.path, f"not an image file (extension '{path.suffix or 'none'}')")
+    try:
+        load_image(path)
+    except ImageLoadError as error:
+        return BadFile(sample.path, error.reason)
+    return None
+
+
+def find_bad_files(samples: list[Sample], workers: int = 4, progress: bool = False) -> list[BadFile]:
+    """Decode every image once and return those that cannot be read."""
+    iterator = samples
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = pool.map(_check_one, iterator)
+        if progress:
+            from tqdm.auto import tqdm
+
+            results = tqdm(results, total=len(samples), desc="checking images", unit="img", leave=False)
+        return [bad for bad in results if bad is not None]
+
+
+def format_bad_files(bad: list[BadFile]) -> str:
+    return "\n".join(f"  {item.path}: {item.reason}" for item in bad)
