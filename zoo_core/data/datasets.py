@@ -15,6 +15,16 @@ from typing import Any, Callable
 import torch
 
 from zoo_core.data.classes import CLASS_NAMES
+from zoo_core.data.dedup import apply_dedup
+from zoo_core.data.duplicates import (
+    DEFAULT_NEAR_THRESHOLD,
+    DuplicatePair,
+    ImageRecord,
+    duplicate_groups,
+    find_duplicate_pairs,
+    hash_images,
+    summarize_pairs,
+)
 from zoo_core.data.folder import (
     TEST_DIR_NAMES,
     TRAIN_DIR_NAMES,
@@ -22,7 +32,6 @@ from zoo_core.data.folder import (
     DatasetError,
     Sample,
     check_class_sets,
-    find_bad_files,
     find_split_dir,
     format_bad_files,
     scan_class_folders,
@@ -73,10 +82,9 @@ class DatasetSplits:
 
 
 def _drop_bad_files(
-    samples: dict[str, list[Sample]], skip_bad_images: bool, progress: bool
+    pools: dict[str, list[Sample]], records: list[ImageRecord], skip_bad_images: bool
 ) -> list[BadFile]:
-    everything = [sample for split in samples.values() for sample in split]
-    bad = find_bad_files(everything, progress=progress)
+    bad = [BadFile(record.path, record.error) for record in records if record.error is not None]
     if not bad:
         return []
     if not skip_bad_images:
@@ -88,15 +96,37 @@ def _drop_bad_files(
     bad_paths = {item.path for item in bad}
     for item in bad:
         logger.warning("skipping unreadable image %s: %s", item.path, item.reason)
-    for split, split_samples in samples.items():
-        samples[split] = [s for s in split_samples if s.path not in bad_paths]
-        present = {s.label for s in samples[split]}
+    for split, split_samples in pools.items():
+        pools[split] = [s for s in split_samples if s.path not in bad_paths]
+        present = {s.label for s in pools[split]}
         for label, name in enumerate(CLASS_NAMES):
             if label not in present:
                 raise DatasetError(
                     f"after skipping unreadable files, class '{name}' has no images left in the {split} split"
                 )
     return bad
+
+
+def _duplicate_notes(pairs: list[DuplicatePair], near_threshold: int | None) -> dict[str, Any]:
+    method = "exact: identical decoded RGB pixels"
+    if near_threshold is not None:
+        method += f"; near: 64-bit pHash within {near_threshold} bits"
+    notes: dict[str, Any] = {
+        "near_threshold": near_threshold,
+        "method": method,
+        "pairs": summarize_pairs(pairs),
+        "cross_label_pairs": [pair.to_dict() for pair in pairs if pair.cross_label],
+    }
+    counts = notes["pairs"]
+    if counts["cross_split"]:
+        logger.warning(
+            "%d duplicate pair(s) span Training and Testing; run `zoo data audit` for the list, "
+            "and set data.dedup to remove_test or regroup to keep them out of the test metrics",
+            counts["cross_split"],
+        )
+    if counts["cross_label"]:
+        logger.warning("%d duplicate pair(s) carry different labels (listed in summary.json)", counts["cross_label"])
+    return notes
 
 
 def build_splits(
@@ -107,12 +137,33 @@ def build_splits(
     data_config,
     seed: int,
     progress: bool = False,
+    near_duplicates: bool = True,
 ) -> DatasetSplits:
-    """Check the images, then split the training pool into train and validation."""
-    pools = {"Training": train_pool, "Testing": test}
-    skipped = _drop_bad_files(pools, data_config.skip_bad_images, progress)
-    train, val = stratified_split(pools["Training"], data_config.val_fraction, seed)
-    return DatasetSplits(name, str(root), train, val, pools["Testing"], skipped=skipped)
+    """Check the images, apply ``data.dedup``, then split Training into train and validation.
+
+    Every image is decoded once: unreadable files stop the run with their list
+    or, with ``data.skip_bad_images``, are skipped and recorded. The same pass
+    hashes the images, so duplicates across the splits can be removed or moved
+    (``data.dedup``) and duplicate groups stay on one side of the validation
+    split. ``notes`` records the duplicate counts and every removed or moved file.
+    With ``near_duplicates=False`` only exact duplicates count.
+    """
+    # NOTE: the recipe schema has no data.near_threshold yet, so training uses the default.
+    near_threshold = getattr(data_config, "near_threshold", DEFAULT_NEAR_THRESHOLD) if near_duplicates else None
+    pools = {"Training": list(train_pool), "Testing": list(test)}
+    records = hash_images(pools, progress=progress)
+    skipped = _drop_bad_files(pools, records, data_config.skip_bad_images)
+
+    kept = {sample.path for samples in pools.values() for sample in samples}
+    pairs = find_duplicate_pairs([r for r in records if r.path in kept], near_threshold)
+    notes: dict[str, Any] = {"duplicates": _duplicate_notes(pairs, near_threshold)}
+    notes["dedup"] = apply_dedup(pools, pairs, data_config.dedup)
+
+    # Pairs involving removed test images no longer matter for the validation split.
+    remaining = {sample.path for sample in pools["Training"]}
+    train_pairs = [p for p in pairs if p.first.path in remaining and p.second.path in remaining]
+    train, val = stratified_split(pools["Training"], data_config.val_fraction, seed, duplicate_groups(train_pairs))
+    return DatasetSplits(name, str(root), train, val, pools["Testing"], skipped=skipped, notes=notes)
 
 
 def scan_kaggle_root(root: Path) -> tuple[list[Sample], list[Sample]]:
@@ -135,6 +186,7 @@ def scan_kaggle_root(root: Path) -> tuple[list[Sample], list[Sample]]:
 
 
 def build_kaggle(data_config, seed: int, progress: bool = False) -> DatasetSplits:
+    """Build the Kaggle Brain Tumor MRI dataset from ``data.root`` (Training/ and Testing/)."""
     if not data_config.root:
         raise DatasetError(
             "data.root is not set; point it at the Kaggle Brain Tumor MRI folder "
@@ -166,7 +218,9 @@ def build_phantom(data_config, seed: int, progress: bool = False) -> DatasetSpli
     root = phantom_root(cache_dir(), data_config.phantom_images_per_class, size, seed)
     generate_phantom_dataset(root, data_config.phantom_images_per_class, size, seed)
     train_pool, test = scan_kaggle_root(root)
-    splits = build_splits("phantom", root, train_pool, test, data_config, seed, progress)
+    # Phantom slices share one head template, so their pHashes sit a few bits
+    # apart without any copying; only exact duplicates are checked there.
+    splits = build_splits("phantom", root, train_pool, test, data_config, seed, progress, near_duplicates=False)
     splits.notes["phantom"] = {"images_per_class": data_config.phantom_images_per_class, "size": size, "seed": seed}
     return splits
 

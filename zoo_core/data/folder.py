@@ -42,11 +42,18 @@ class BadFile:
 
 
 def find_split_dir(root: Path, names: tuple[str, ...]) -> Path | None:
-    """Return the child folder of ``root`` whose lower-cased name is one of ``names``."""
-    for child in sorted(root.iterdir()):
-        if child.is_dir() and child.name.lower() in names:
-            return child
-    return None
+    """Return the child folder of ``root`` whose lower-cased name is one of ``names``.
+
+    Raises :class:`DatasetError` when two children match (``Train`` and
+    ``Training``), because either choice could silently drop half the data.
+    """
+    matches = [child for child in sorted(root.iterdir()) if child.is_dir() and child.name.lower() in names]
+    if len(matches) > 1:
+        raise DatasetError(
+            f"{root} has several folders for one split: {', '.join(repr(m.name) for m in matches)}; "
+            "merge them into one folder"
+        )
+    return matches[0] if matches else None
 
 
 def _is_hidden(relative: Path) -> bool:
@@ -104,6 +111,7 @@ def check_class_sets(per_split: dict[str, dict[str, list[Path]]]) -> None:
 
 
 def to_samples(classes: dict[str, list[Path]]) -> list[Sample]:
+    """Turn a class-to-files map into samples in class order, then file order."""
     samples = []
     for label, name in enumerate(CLASS_NAMES):
         samples.extend(Sample(str(path), label) for path in classes.get(name, []))
@@ -134,4 +142,5 @@ def find_bad_files(samples: list[Sample], workers: int = 4, progress: bool = Fal
 
 
 def format_bad_files(bad: list[BadFile]) -> str:
+    """Format one indented ``path: reason`` line per bad file."""
     return "\n".join(f"  {item.path}: {item.reason}" for item in bad)

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from zoo_core.data.folder import Sample
+
+__all__ = ["stratified_split"]
+
+
+def _group_label(members: list[Sample]) -> int:
+    # A group whose copies carry different labels is stratified by its most
+    # common label (the lowest index on a tie), but still moves as one.
+    counts = Counter(sample.label for sample in members)
+    return min(counts, key=lambda label: (-counts[label], label))
 
 
 def stratified_split(
@@ -17,35 +26,48 @@ def stratified_split(
     """Split samples into (train, val) with about ``val_fraction`` of each class in val.
 
     ``groups`` maps a path to a group id; all members of a group land on the
-    same side, so near-duplicate slices cannot leak from train into val. Each
+    same side, so duplicate slices cannot leak from train into val, even when
+    their labels differ. Paths missing from ``groups`` form groups of one. Each
     class with at least two groups gets at least one validation group and keeps
     at least one training group. The result depends only on the samples, the
-    fraction and the seed.
+    groups, the fraction and the seed, not on the input order.
     """
-    rng = random.Random(seed)
-    by_class: dict[int, dict[str, list[Sample]]] = defaultdict(lambda: defaultdict(list))
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"invalid val_fraction {val_fraction}; use a value between 0 and 1, e.g. 0.1")
+    groups = groups or {}
+    members: dict[str, list[Sample]] = defaultdict(list)
     for sample in sorted(samples, key=lambda s: s.path):
-        group = groups.get(sample.path, sample.path) if groups else sample.path
-        by_class[sample.label][group].append(sample)
+        members[groups.get(sample.path, sample.path)].append(sample)
 
+    by_class: dict[int, list[list[Sample]]] = defaultdict(list)
+    for key in sorted(members):
+        by_class[_group_label(members[key])].append(members[key])
+
+    rng = random.Random(seed)
     train: list[Sample] = []
     val: list[Sample] = []
     for label in sorted(by_class):
-        class_groups = [by_class[label][key] for key in sorted(by_class[label])]
+        class_groups = by_class[label]
         rng.shuffle(class_groups)
         total = sum(len(group) for group in class_groups)
         target = round(total * val_fraction)
         if len(class_groups) >= 2:
             target = max(target, 1)
-        # Take whole groups until the target is met; the last group always stays
-        # in train so that the class is never missing from training.
+
+        # Take whole groups that fit in the target, in shuffled order, so a large
+        # duplicate group cannot swell the validation part. When none fits, the
+        # smallest group goes to val. One group always stays in train.
+        chosen: list[int] = []
         taken = 0
-        split_at = 0
-        while split_at < len(class_groups) - 1 and taken < target:
-            taken += len(class_groups[split_at])
-            split_at += 1
-        for group in class_groups[:split_at]:
-            val.extend(group)
-        for group in class_groups[split_at:]:
-            train.extend(group)
+        for index, group in enumerate(class_groups):
+            if len(chosen) == len(class_groups) - 1 or taken >= target:
+                break
+            if taken + len(group) <= target:
+                chosen.append(index)
+                taken += len(group)
+        if not chosen and target > 0 and len(class_groups) >= 2:
+            chosen.append(min(range(len(class_groups)), key=lambda i: len(class_groups[i])))
+        chosen_set = set(chosen)
+        for index, group in enumerate(class_groups):
+            (val if index in chosen_set else train).extend(group)
     return train, val
