@@ -1,0 +1,1 @@
+"""Metrics, efficiency benchmark, comparison report and plots."""
