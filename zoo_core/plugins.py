@@ -2,8 +2,11 @@
 
 Installed plugins are found through the entry-point group ``brain_zoo``. Set
 ``ZOO_LOAD_PLUGINS`` to a comma-separated list of entry-point names to load only
-those (an empty value loads none); built-ins always load. Set
-``ZOO_TRACE_HOOKS=1`` to log every hook call.
+those (an empty value loads none); built-ins always load.
+``ZOO_PLUGIN_MODULES`` names extra importable modules (comma-separated) to
+register as plugins without packaging them, e.g. plugins under development
+or the test suite's tiny models. Set ``ZOO_TRACE_HOOKS=1`` to log every hook
+call.
 """
 
 from __future__ import annotations
@@ -72,12 +75,16 @@ class _State:
 _state: _State | None = None
 
 
+def _split_env(name: str) -> list[str]:
+    return [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
+
+
 def allowed_plugins() -> set[str] | None:
     """Return the entry-point names that ZOO_LOAD_PLUGINS allows, or None when unset."""
     value = os.environ.get("ZOO_LOAD_PLUGINS")
     if value is None:
         return None
-    return {name.strip() for name in value.split(",") if name.strip()}
+    return set(_split_env("ZOO_LOAD_PLUGINS"))
 
 
 def _entry_points() -> list[metadata.EntryPoint]:
@@ -112,6 +119,11 @@ def _load(extra_plugins: tuple[object, ...] = ()) -> _State:
             dist.version if dist else "unknown",
             dist.metadata["Name"] if dist else "unknown",
         )
+
+    for module_name in _split_env("ZOO_PLUGIN_MODULES"):
+        module = importlib.import_module(module_name)
+        manager.register(module, name=module_name)
+        plugins[module_name] = PluginInfo(module_name, getattr(module, "__version__", "local"), "(module)")
 
     for plugin in extra_plugins:
         name = getattr(plugin, "__name__", repr(plugin))

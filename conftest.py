@@ -1,0 +1,46 @@
+"""Shared fixtures: an isolated cache and Hub, and the tiny test-model plugin."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent
+TEST_PLUGIN_DIR = Path(__file__).resolve().parent / "tests" / "plugins"
+sys.path.insert(0, str(TEST_PLUGIN_DIR))
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_environment(tmp_path_factory):
+    """Keep the whole session away from the user's caches, plugins and the network."""
+    patch = pytest.MonkeyPatch()
+    base = tmp_path_factory.getbasetemp()
+    patch.setenv("ZOO_CACHE_DIR", str(base / "zoo-cache"))
+    patch.setenv("HF_HUB_OFFLINE", "1")
+    patch.setenv("HF_HOME", str(base / "hf-home"))
+    patch.setenv("ZOO_PLUGIN_MODULES", "zoo_test_plugins")
+    patch.setenv("PYTHONPATH", os.pathsep.join([str(TEST_PLUGIN_DIR), str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
+    patch.delenv("ZOO_LOAD_PLUGINS", raising=False)
+    yield
+    patch.undo()
+
+
+@pytest.fixture(autouse=True)
+def fresh_plugins():
+    """Load plugins anew for each test, so a test that filters them cannot leak into the next."""
+    from zoo_core import plugins
+
+    plugins.reload_plugins()
+    yield
+    plugins._state = None
+
+
+@pytest.fixture
+def sample_dir() -> Path:
+    from zoo_core.paths import SAMPLE_DIR
+
+    return SAMPLE_DIR

@@ -1,0 +1,1 @@
+"""Trainer interface, the default trainer, checkpoints and distributed helpers."""
