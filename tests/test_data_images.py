@@ -82,7 +82,9 @@ def test_load_image_cmyk(tmp_path):
 
     assert info.mode == "CMYK"
     red, green, blue = np.asarray(image)[8, 8].tolist()
-    assert abs(red - 200) <= 3 and abs(green - 100) <= 3 and abs(blue - 50) <= 3
+    assert abs(red - 200) <= 3
+    assert abs(green - 100) <= 3
+    assert abs(blue - 50) <= 3
 
 
 @pytest.mark.parametrize("suffix", [".png", ".tif"])

@@ -1,11 +1,11 @@
 """Leakage and integrity audit of a dataset folder (``zoo data audit``).
 
 The audit scans a Kaggle-layout folder (``Training/`` and ``Testing/``) or a
-plain folder of class folders, decodes each image once, and reports per split
-and class the image counts, sizes, formats and colour modes, every unreadable
+plain folder of class folders and decodes each image once. It reports image
+counts, sizes, formats and colour modes per split and class, every unreadable
 file with its reason, and every exact or near-duplicate pair within a split,
-across splits and across labels (see :mod:`zoo_core.data.duplicates` for the
-hashes and the threshold).
+across splits and across labels. :mod:`zoo_core.data.duplicates` describes the
+hashes and the threshold.
 """
 
 from __future__ import annotations

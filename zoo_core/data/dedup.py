@@ -4,7 +4,7 @@
 * ``remove_test``: drop every Testing image that has an exact or near
   duplicate in Training.
 * ``regroup``: move each duplicate group that spans both splits wholly into
-  the split that holds most of its members (Training on a tie), so that no
+  the split that contains most of its members (Training on a tie), so that no
   group is on both sides.
 
 Every removed or moved file is returned with the reason, for the run summary.

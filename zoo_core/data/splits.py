@@ -25,7 +25,7 @@ def stratified_split(
 ) -> tuple[list[Sample], list[Sample]]:
     """Split samples into (train, val) with about ``val_fraction`` of each class in val.
 
-    ``groups`` maps a path to a group id; all members of a group land on the
+    ``groups`` maps a path to a group id. All members of a group land on the
     same side, so duplicate slices cannot leak from train into val, even when
     their labels differ. Paths missing from ``groups`` form groups of one. Each
     class with at least two groups gets at least one validation group and keeps
