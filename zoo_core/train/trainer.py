@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from zoo_core import __version__
+from zoo_core.cache import cached_split_datasets
 from zoo_core.data.classes import CLASS_NAMES
 from zoo_core.data.datasets import DatasetSplits, ImageDataset
 from zoo_core.evaluate.metrics import classification_report
@@ -165,6 +166,16 @@ class DefaultTrainer:
         spec = registries.datasets.get(self.recipe.data.name)
         return spec.build(self.recipe.data, self.recipe.seed, progress=self.progress and context.is_main)
 
+    def _image_datasets(self, splits: DatasetSplits, context: DistributedContext):
+        """Return the train and validation images, read through the decoded-image cache when ``data.cache`` is set."""
+        if not self.recipe.data.cache:
+            return ImageDataset(splits.train), ImageDataset(splits.val)
+        augment = self.recipe.augment
+        # Every rank calls this; the first to take the cache's lock builds it and the others wait.
+        datasets = cached_split_datasets(splits, self.recipe.data.img_size, augment.crop_pct, augment.interpolation,
+                                         progress=self.progress and context.is_main)
+        return datasets["train"], datasets["val"]
+
     def _loader(self, dataset, sampler, batch_size: int, context: DistributedContext) -> DataLoader:
         workers = self.recipe.data.num_workers
         return DataLoader(
@@ -277,8 +288,9 @@ class DefaultTrainer:
         if train_cfg.compile:
             train_model = torch.compile(train_model)
 
-        train_set = SeededTrainDataset(ImageDataset(splits.train), policy.train_transform(), recipe.seed)
-        val_set = EvalDataset(ImageDataset(splits.val), policy.eval_transform())
+        train_images, val_images = self._image_datasets(splits, context)
+        train_set = SeededTrainDataset(train_images, policy.train_transform(), recipe.seed)
+        val_set = EvalDataset(val_images, policy.eval_transform())
         train_sampler = EpochSampler(len(train_set), True, recipe.seed, context.rank, context.world_size, pad=True)
         val_sampler = EpochSampler(len(val_set), False, recipe.seed, context.rank, context.world_size, pad=False)
         eval_batch = train_cfg.eval_batch_size or train_cfg.batch_size
