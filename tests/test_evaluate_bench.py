@@ -9,7 +9,7 @@ import torch
 from click.testing import CliRunner
 
 from zoo_core.cli import cli
-from zoo_core.evaluate.bench import benchmark_model, count_flops
+from zoo_core.evaluate.bench import benchmark_model, count_flops, torch_threads
 from zoo_core.hookspecs import hookimpl
 from zoo_core.plugins import reload_plugins
 from zoo_core.registry import ModelSpec
@@ -53,7 +53,7 @@ def test_count_flops_linear_layer():
 
 def test_benchmark_model_fields():
     model = timm.create_model("test_convnext", num_classes=4)
-    result = benchmark_model(model, 32, batch_size=2, device="cpu", warmup=1, runs=3, throughput_runs=1)
+    result = benchmark_model(model, 32, batch_size=2, device="cpu", warmup=1, runs=3, throughput_runs=1, threads=1)
     assert result["params"] == sum(p.numel() for p in model.parameters())
     assert result["flops"] > 0
     assert result["macs"] == result["flops"] // 2
@@ -64,6 +64,14 @@ def test_benchmark_model_fields():
     assert result["train_throughput_img_s"] > 0
     assert result["peak_memory_mb"] > 0
     assert "RSS" in result["peak_memory_source"]
+    assert result["torch_threads"] == 1
+
+
+def test_torch_threads_restores_count():
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
 
 
 def test_benchmark_rejects_zero_batch():
@@ -81,7 +89,8 @@ def test_benchmark_rejects_unknown_device():
 def test_bench_json_has_every_field(tiny_model):
     runner = CliRunner()
     result = runner.invoke(cli, ["bench", tiny_model, "--img-size", "32", "--batch-size", "2", "--runs", "3",
-                                 "--warmup", "1", "--throughput-runs", "1", "--device", "cpu", "--json"])
+                                 "--warmup", "1", "--throughput-runs", "1", "--device", "cpu", "--threads", "1",
+                                 "--json"])
     assert result.exit_code == 0, result.output
 
     # Log lines go to stderr; stdout contains the JSON object alone.
@@ -98,7 +107,7 @@ def test_bench_json_has_every_field(tiny_model):
 
 def test_bench_text_output(tiny_model):
     result = CliRunner().invoke(cli, ["bench", tiny_model, "--batch-size", "2", "--runs", "2", "--warmup", "0",
-                                      "--throughput-runs", "1", "--device", "cpu"])
+                                      "--throughput-runs", "1", "--device", "cpu", "--threads", "1"])
     assert result.exit_code == 0, result.output
     assert "test_convnext at 32x32 on cpu" in result.stdout
     assert "latency (batch 1)" in result.stdout

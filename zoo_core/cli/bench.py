@@ -41,8 +41,10 @@ def _format_bench(result: dict) -> str:
               help="Untimed forward passes before the latency runs.")
 @click.option("--throughput-runs", type=click.IntRange(min=1), default=5, show_default=True,
               help="Timed batches for each throughput figure.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="PyTorch CPU threads during the measurement; default: PyTorch's own choice.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-def bench(model, img_size, batch_size, device, runs, warmup, throughput_runs, as_json):
+def bench(model, img_size, batch_size, device, runs, warmup, throughput_runs, threads, as_json):
     """Measure parameters, FLOPs, latency, throughput and peak memory of MODEL (random weights)."""
     from zoo_core.evaluate.bench import benchmark_registered_model
 
@@ -55,6 +57,7 @@ def bench(model, img_size, batch_size, device, runs, warmup, throughput_runs, as
             runs=runs,
             warmup=warmup,
             throughput_runs=throughput_runs,
+            threads=threads,
         )
     except UnknownNameError as error:
         raise click.ClickException(f"{error}. `zoo models` lists the registered models.") from None

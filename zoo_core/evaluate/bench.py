@@ -9,6 +9,7 @@ half the FLOPs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import platform
 import resource
@@ -27,6 +28,7 @@ __all__ = [
     "device_name",
     "measure_latency",
     "resolve_device",
+    "torch_threads",
 ]
 
 logger = logging.getLogger(__name__)
@@ -99,6 +101,22 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """Run the body with ``threads`` intra-op CPU threads (unchanged when None), then restore the count."""
+    if threads is None:
+        yield
+        return
+    if threads < 1:
+        raise ValueError(f"threads={threads!r} must be at least 1")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def _process_peak_rss_mb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports kibibytes, macOS bytes.
@@ -115,6 +133,7 @@ def benchmark_model(
     runs: int = 30,
     throughput_runs: int = 5,
     num_classes: int | None = None,
+    threads: int | None = None,
 ) -> dict:
     """Measure one model's efficiency; the model's weights change during the training-step timing.
 
@@ -123,8 +142,14 @@ def benchmark_model(
     ``batch_size`` for inference and for a training step (forward, cross-entropy,
     backward, AdamW step). Peak memory is the CUDA allocator's peak on GPU and
     the process's peak resident set size on CPU; the latter covers the whole
-    process life, including what ran before the benchmark.
+    process life, including what ran before the benchmark. ``threads`` sets
+    PyTorch's CPU thread count for the measurement.
     """
+    with torch_threads(threads):
+        return _benchmark(model, img_size, batch_size, device, warmup, runs, throughput_runs, num_classes)
+
+
+def _benchmark(model, img_size, batch_size, device, warmup, runs, throughput_runs, num_classes) -> dict:
     for name, value, minimum in (("img_size", img_size, 1), ("batch_size", batch_size, 1), ("runs", runs, 1),
                                  ("throughput_runs", throughput_runs, 1), ("warmup", warmup, 0)):
         if value < minimum:
