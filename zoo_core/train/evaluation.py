@@ -12,7 +12,6 @@ import torch
 from zoo_core.data.datasets import ImageDataset, samples_from_folder
 from zoo_core.evaluate.metrics import classification_report
 from zoo_core.paths import SAMPLE_DIR
-from zoo_core.train import checkpoint as ckpt
 
 logger = logging.getLogger(__name__)
 
@@ -32,20 +31,17 @@ def eval_transform_from_preprocessing(preprocessing: dict[str, Any]):
     )
 
 
-def load_run_model(run_dir: Path, checkpoint: str = "best") -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Build the run's architecture and load the named checkpoint's weights."""
-    import timm
+def load_run_model(source: str | Path, checkpoint: str = "best",
+                   allow_pickle: bool = False) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Load a model through :func:`zoo_core.hub.load_model` and return it with its trainer-state facts.
 
-    from zoo_core.plugins import get_model_spec
+    ``source`` is a run folder, a checkpoint folder, a Hub-layout folder or
+    ``hf-hub:ORG/NAME[@REVISION]``; ``checkpoint`` applies to run folders.
+    """
+    from zoo_core.hub import load_model
 
-    folder = run_dir / "checkpoints" / checkpoint
-    state = ckpt.load_trainer_state(folder)
-    get_model_spec(state["architecture"])  # names the plugin to install when it is missing
-    model = timm.create_model(state["architecture"], num_classes=state["num_classes"],
-                              **state["recipe"]["model"].get("kwargs", {}))
-    model.load_state_dict(ckpt.load_model_state(folder))
-    model.eval()
-    return model, state
+    loaded = load_model(source, checkpoint=checkpoint, allow_pickle=allow_pickle)
+    return loaded.model, loaded.state()
 
 
 @torch.no_grad()
@@ -58,16 +54,19 @@ def predict_probs(model: torch.nn.Module, dataset, batch_size: int) -> tuple[np.
     return np.concatenate(labels), np.concatenate(probs)
 
 
-def evaluate_run(run_dir: Path, data: str, checkpoint: str = "best", batch_size: int = 32) -> dict[str, Any]:
-    """Evaluate a run's checkpoint on ``data`` ('sample' or a folder) and return the report."""
-    if not (run_dir / "checkpoints" / checkpoint).exists() and not (run_dir / "checkpoints" / f".{checkpoint}.old").exists():
-        raise FileNotFoundError(f"{run_dir} has no checkpoints/{checkpoint}; is it a finished run folder?")
-    model, state = load_run_model(run_dir, checkpoint)
+def evaluate_run(source: str | Path, data: str, checkpoint: str = "best", batch_size: int = 32,
+                 allow_pickle: bool = False) -> dict[str, Any]:
+    """Evaluate a model on ``data`` ('sample' or a folder) and return the report.
+
+    ``source`` is anything :func:`zoo_core.hub.load_model` accepts. Load
+    failures raise :class:`zoo_core.hub.HubError`, a ``ValueError``.
+    """
+    model, state = load_run_model(source, checkpoint, allow_pickle=allow_pickle)
     folder = SAMPLE_DIR if data == "sample" else Path(data).expanduser()
     samples, split = samples_from_folder(folder)
     dataset = ImageDataset(samples, eval_transform_from_preprocessing(state["preprocessing"]))
     labels, probs = predict_probs(model, dataset, batch_size)
     report = classification_report(labels, probs, state["class_names"], f"{folder} ({split})")
-    report["run"] = str(run_dir)
+    report["run"] = str(source)
     report["checkpoint"] = checkpoint
     return report
