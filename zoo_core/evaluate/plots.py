@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 from zoo_core.evaluate.dynamics import read_metrics  # noqa: E402
 
@@ -84,19 +85,25 @@ def plot_run_curves(run_dir: str | Path, output: str | Path | None = None) -> Pa
 def plot_curves_overlay(runs: Sequence[tuple[str, list[dict]]], output: str | Path) -> Path:
     """Overlay the loss and top-1 curves of several runs, given as (label, epoch records) pairs."""
     output = Path(output)
-    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(13, 5))
     colors = plt.get_cmap("tab10" if len(runs) <= 10 else "tab20")
+    columns = min(4, len(runs) + 2)
+    rows = -(-(len(runs) + 2) // columns)
+    legend_height = 0.22 * rows + 0.12
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(13, 4.5 + legend_height))
     for index, (label, records) in enumerate(runs):
         _draw_curves(loss_axis, accuracy_axis, records, label, colors(index % colors.N))
     _label_axes(loss_axis, accuracy_axis)
 
-    # One legend for both panels, below them, so it never hides a curve.
-    handles, labels = loss_axis.get_legend_handles_labels()
-    columns = min(4, max(1, len(labels)))
-    figure.legend(handles, labels, loc="lower center", ncol=columns, fontsize="small")
-    figure.suptitle("Training (dashed) and validation (solid) curves of all runs")
-    rows = -(-len(labels) // columns)
-    figure.tight_layout(rect=(0, min(0.45, 0.05 * rows + 0.03), 1, 1))
+    # One legend below both panels: a colour per run, a line style per split.
+    handles = [Line2D([], [], color=colors(index % colors.N), label=label) for index, (label, _) in enumerate(runs)]
+    handles.append(Line2D([], [], color="black", linestyle="--", label="train"))
+    handles.append(Line2D([], [], color="black", linestyle="-", label="validation"))
+    figure.legend(handles=handles, loc="lower center", ncol=columns, fontsize="small")
+
+    sizes = {_split_sizes(records) for _, records in runs}
+    size_note = sizes.pop() if len(sizes) == 1 else "image counts differ between runs; see each run's figure"
+    figure.suptitle(f"Training (dashed) and validation (solid) curves of all runs ({size_note})")
+    figure.tight_layout(rect=(0, legend_height / (4.5 + legend_height), 1, 1))
 
     output.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(output, dpi=DPI)
