@@ -212,7 +212,8 @@ def test_markdown_and_figures(comparison):
     _, written = comparison
     markdown = written["markdown"].read_text()
     assert "test split, 8 images" in markdown
-    assert "| small-seed0 | test_convnext | 32 |" in markdown
+    assert "| small-seed0 | 0 | test_convnext | 32 |" in markdown
+    assert "| 2 of 4 (20.0) |" in markdown
     assert "87.50 [" in markdown
     assert "75.00 ± 17.68" in markdown
     assert "![Accuracy versus cost](pareto.png)" in markdown

@@ -376,12 +376,13 @@ def render_markdown(rows: list[dict], groups: list[dict], settings: dict, figure
         "## Runs",
         "",
     ]
-    run_header = ["run", "model", "input (px)", "params (M)", "GFLOPs", "latency (ms)", "train time (s)",
-                  "epochs to converge", "stability", "test top-1 (%)", "test macro-F1 (%)", "test images"]
+    run_header = ["run", "seed", "model", "input (px)", "params (M)", "GFLOPs", "latency (ms)", "train time (s)",
+                  "converged at epoch (s)", "stability", "test top-1 (%)", "test macro-F1 (%)", "test images"]
     run_lines = [
-        [row["run"], row["model"], str(row["img_size"]), _params(row["params"]), _number(row["gflops"], 3),
-         _number(row["latency_ms"]), _number(row["train_time_s"], 1),
-         f"{row['epochs_to_convergence']} of {row['epochs_run']}", _number(row["stability"], 4),
+        [row["run"], str(row["seed"]), row["model"], str(row["img_size"]), _params(row["params"]),
+         _number(row["gflops"], 3), _number(row["latency_ms"]), _number(row["train_time_s"], 1),
+         f"{row['epochs_to_convergence']} of {row['epochs_run']} ({_number(row['time_to_convergence_s'], 1)})",
+         _number(row["stability"], 4),
          _with_interval(row["test_top1"], row["test_top1_ci_low"], row["test_top1_ci_high"]),
          _with_interval(row["test_macro_f1"], row["test_macro_f1_ci_low"], row["test_macro_f1_ci_high"]),
          str(row["test_images"])]
@@ -391,13 +392,14 @@ def render_markdown(rows: list[dict], groups: list[dict], settings: dict, figure
 
     lines.extend(["", "## Recipes (mean ± standard deviation over seeds)", ""])
     group_header = ["recipe", "runs (seeds)", "model", "input (px)", "params (M)", "GFLOPs", "latency (ms)",
-                    "train time (s)", "epochs to converge", "stability", "test top-1 (%)", "test macro-F1 (%)"]
+                    "train time (s)", "epochs to converge", "stability", "test top-1 (%)", "test macro-F1 (%)",
+                    "test images"]
     group_lines = [
         [row["group"], f"{row['runs']} ({row['seeds']})", row["model"], str(row["img_size"]),
          _params(row["params"]), _number(row["gflops"], 3), _number(row["latency_ms"]),
          _mean_pm(row, "train_time_s", digits=1), _mean_pm(row, "epochs_to_convergence", digits=1),
          _mean_pm(row, "stability", digits=4), _mean_pm(row, "test_top1", 100),
-         _mean_pm(row, "test_macro_f1", 100)]
+         _mean_pm(row, "test_macro_f1", 100), str(row["test_images"])]
         for row in groups
     ]
     lines.extend(_markdown_table(group_header, group_lines))
