@@ -347,3 +347,30 @@ def test_build_val_keeps_groups_together(planted, seed):
         assert (a in train_paths) == (b in train_paths)
     for split in (splits.train, splits.val):
         assert {sample.label for sample in split} == {0, 1, 2, 3}
+
+
+# ---------------------------------------------------------------- a real run
+
+
+def test_training_run_records_data_changes(planted_with_bad, tmp_path):
+    from helpers import tiny_recipe
+    from zoo_core.train.run import train_recipe
+
+    recipe = tiny_recipe(
+        f"data.root={planted_with_bad}",
+        "data.skip_bad_images=true",
+        "data.dedup=remove_test",
+        "data.val_fraction=0.3",
+        "train.epochs=1",
+        model="test_convnext",
+        data="kaggle",
+    )
+    summary = train_recipe(recipe, tmp_path / "run", progress=False)
+
+    written = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert written["data"] == summary["data"]
+    skipped = {str(Path(item["path"]).relative_to(planted_with_bad)) for item in written["data"]["skipped_files"]}
+    assert skipped == set(BAD_FILES)
+    assert written["data"]["dedup"]["removed_count"] == 5
+    assert written["data"]["counts"]["test"]["total"] == 6
+    assert written["data"]["duplicates"]["pairs"]["cross_split"] == 5
