@@ -75,6 +75,27 @@ def test_load_image_rgba_on_black(tmp_path):
     assert abs(int(pixels[0, 2, 0]) - 100) <= 1
 
 
+def test_load_image_gray_alpha(tmp_path):
+    array = np.zeros((2, 2, 2), dtype=np.uint8)
+    array[..., 0] = 180
+    array[0, 0, 1] = 255
+    Image.fromarray(array, mode="LA").save(tmp_path / "gray_alpha.png")
+
+    pixels = np.asarray(load_image(tmp_path / "gray_alpha.png"))
+
+    assert pixels[0, 0].tolist() == [180, 180, 180]
+    assert pixels[1, 1].tolist() == [0, 0, 0]
+
+
+def test_load_image_bilevel(tmp_path):
+    Image.fromarray(np.eye(4, dtype=bool)).save(tmp_path / "mask.bmp")
+
+    pixels = np.asarray(load_image(tmp_path / "mask.bmp"))
+
+    assert pixels[0, 0].tolist() == [255, 255, 255]
+    assert pixels[0, 1].tolist() == [0, 0, 0]
+
+
 def test_load_image_cmyk(tmp_path):
     Image.new("RGB", (16, 16), (200, 100, 50)).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=95)
 

@@ -120,7 +120,7 @@ def download(dest: Path | None, handle: str, force: bool) -> None:
     copy_to = None
     if dest is not None:
         dest = dest.expanduser().resolve()
-        # kagglehub before 0.3.13 has no output_dir; copy out of its cache then.
+        # Older kagglehub releases have no output_dir, so copy out of their cache.
         if "output_dir" in inspect.signature(kagglehub.dataset_download).parameters:
             kwargs["output_dir"] = str(dest)
         else:

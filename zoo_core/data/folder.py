@@ -2,18 +2,19 @@
 
 Folder-name variants map to the canonical classes; a folder that maps to no
 class, an empty class folder or a class missing from one split is an error.
-Unreadable files are listed with their reason before training starts.
+Hidden and system files are ignored. Every other file in a class folder is
+returned, so that :func:`zoo_core.data.duplicates.hash_images` reports a
+non-image file by name instead of it being dropped.
 """
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from zoo_core.data.classes import CLASS_NAMES, accepted_folder_names, canonical_class
-from zoo_core.data.images import ImageLoadError, is_ignored, is_image_file, load_image
+from zoo_core.data.images import is_ignored
 
 logger = logging.getLogger(__name__)
 
@@ -116,29 +117,6 @@ def to_samples(classes: dict[str, list[Path]]) -> list[Sample]:
     for label, name in enumerate(CLASS_NAMES):
         samples.extend(Sample(str(path), label) for path in classes.get(name, []))
     return samples
-
-
-def _check_one(sample: Sample) -> BadFile | None:
-    path = Path(sample.path)
-    if not is_image_file(path):
-        return BadFile(sample.path, f"not an image file (extension '{path.suffix or 'none'}')")
-    try:
-        load_image(path)
-    except ImageLoadError as error:
-        return BadFile(sample.path, error.reason)
-    return None
-
-
-def find_bad_files(samples: list[Sample], workers: int = 4, progress: bool = False) -> list[BadFile]:
-    """Decode every image once and return those that cannot be read."""
-    iterator = samples
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = pool.map(_check_one, iterator)
-        if progress:
-            from tqdm.auto import tqdm
-
-            results = tqdm(results, total=len(samples), desc="checking images", unit="img", leave=False)
-        return [bad for bad in results if bad is not None]
 
 
 def format_bad_files(bad: list[BadFile]) -> str:

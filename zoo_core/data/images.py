@@ -91,7 +91,9 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         if mode in _SIXTEEN_BIT_MODES:
             array = array / 65535.0 * 255.0
         else:
-            # 32-bit integer or float data carries no fixed range: scale min-max.
+            # 32-bit integer or float data carries no fixed range, so scale min-max.
+            # NOTE: Pillow 13 opens 16-bit PNG and TIFF as I;16 (tested); a reader
+            # that returns mode I for them gets this contrast stretch instead.
             low, high = float(array.min()), float(array.max())
             array = (array - low) / (high - low) * 255.0 if high > low else np.zeros_like(array)
         image = Image.fromarray(np.clip(np.rint(array), 0, 255).astype(np.uint8), mode="L")
