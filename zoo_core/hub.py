@@ -625,7 +625,9 @@ def push_run(run_dir: str | Path, repo_id: str, private: bool = False, revision:
     from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
-    split_hub_id(repo_id)
+    parts = repo_id.split("/")
+    if len(parts) != 2 or not all(parts) or "@" in repo_id:
+        raise HubError(f"invalid Hugging Face model id {repo_id!r}: pass --repo-id ORG/NAME, e.g. my-lab/rdnet-tiny-brain-mri")
     token = _resolve_token(token)
     api = HfApi(token=token)
     with tempfile.TemporaryDirectory(prefix="zoo-push-") as temporary:

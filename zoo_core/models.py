@@ -262,7 +262,14 @@ def load_pretrained_state(model: torch.nn.Module, state_dict: dict[str, torch.Te
     """
     filter_fn = checkpoint_filter(model)
     if filter_fn is not None:
-        state_dict = filter_fn(state_dict, model)
+        try:
+            state_dict = filter_fn(state_dict, model)
+        except (KeyError, IndexError, RuntimeError, ValueError) as error:
+            # Filters assume a checkpoint of their own architecture and fail on anything else.
+            raise WeightsError(
+                f"the checkpoint filter of {type(model).__name__} cannot map {source} "
+                f"({type(error).__name__}: {error}); check that model.name matches the checkpoint"
+            ) from None
 
     target = model.state_dict()
     head_prefixes = tuple(f"{name}." for name in classifier_names(model))
