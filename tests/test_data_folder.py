@@ -13,6 +13,11 @@ from zoo_core.data.folder import DatasetError
 from zoo_core.paths import SAMPLE_DIR
 from zoo_core.recipe import DataConfig
 
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+
+
 CANONICAL_FOLDERS = {"glioma": "glioma", "meningioma": "meningioma", "notumor": "notumor", "pituitary": "pituitary"}
 
 

@@ -126,6 +126,11 @@ def _planted_keys():
     return {(kind, *sorted((a, b)), scopes) for kind, a, b, scopes in PLANTED_PAIRS}
 
 
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+
+
 @pytest.fixture
 def planted(tmp_path) -> Path:
     return build_planted_tree(tmp_path / "brain-mri")
@@ -247,6 +252,40 @@ def test_audit_cli_layout_error(tmp_path):
 
     assert result.exit_code == 1
     assert "tumour_misc" in result.output
+
+
+def test_hash_cache_reuses_unchanged(planted, monkeypatch):
+    from zoo_core.data import duplicates
+
+    first = audit_folder(planted, workers=2)
+    changed = planted / "Testing/glioma/Te-gl_0014.jpg"
+    changed.write_bytes(SOURCE["Te-pi_0016"].read_bytes())
+    decoded = []
+    original = duplicates._hash_one
+    monkeypatch.setattr(duplicates, "_hash_one", lambda *job: decoded.append(job[0]) or original(*job))
+
+    second = audit_folder(planted, workers=2)
+
+    assert decoded == [str(changed)]
+    before = {r.path: r for r in first.records}
+    after = {r.path: r for r in second.records}
+    assert after[str(changed)].pixel_sha256 != before[str(changed)].pixel_sha256
+    unchanged = str(planted / "Training/glioma_tumor/Te-gl_0010.jpg")
+    assert after[unchanged] == before[unchanged]
+    assert len(second.pairs) == len(first.pairs) + 1
+
+
+def test_hash_cache_off(planted, monkeypatch):
+    from zoo_core.data import duplicates
+
+    audit_folder(planted, workers=2)
+    decoded = []
+    original = duplicates._hash_one
+    monkeypatch.setattr(duplicates, "_hash_one", lambda *job: decoded.append(job[0]) or original(*job))
+
+    report = audit_folder(planted, workers=2, use_cache=False)
+
+    assert len(decoded) == len(report.records)
 
 
 # ---------------------------------------------------------------- training splits

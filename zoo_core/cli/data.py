@@ -35,7 +35,16 @@ def data() -> None:
 @click.option(
     "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the JSON report to this file."
 )
-def audit(root: Path, as_json: bool, near_threshold: int | None, strict: bool, workers: int | None, output: Path | None) -> None:
+@click.option("--no-cache", is_flag=True, help="Decode every image again instead of reusing hashes of unchanged files.")
+def audit(
+    root: Path,
+    as_json: bool,
+    near_threshold: int | None,
+    strict: bool,
+    workers: int | None,
+    output: Path | None,
+    no_cache: bool,
+) -> None:
     """Report image counts, sizes, colour modes, unreadable files and duplicates in ROOT.
 
     ROOT is a Kaggle-layout folder (Training/ and Testing/ with one folder per
@@ -50,7 +59,7 @@ def audit(root: Path, as_json: bool, near_threshold: int | None, strict: bool, w
 
     threshold = DEFAULT_NEAR_THRESHOLD if near_threshold is None else near_threshold
     try:
-        report = audit_folder(root, near_threshold=threshold, workers=workers, progress=not as_json)
+        report = audit_folder(root, threshold, workers=workers, progress=not as_json, use_cache=not no_cache)
     except DatasetError as error:
         raise click.ClickException(str(error)) from None
 

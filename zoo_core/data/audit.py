@@ -24,6 +24,7 @@ from zoo_core.data.duplicates import (
     ImageRecord,
     duplicate_groups,
     find_duplicate_pairs,
+    hash_cache_path,
     hash_images,
     summarize_pairs,
 )
@@ -172,12 +173,18 @@ def audit_folder(
     near_threshold: int = DEFAULT_NEAR_THRESHOLD,
     workers: int | None = None,
     progress: bool = False,
+    use_cache: bool = True,
 ) -> AuditReport:
-    """Scan ``root``, hash every image once and find unreadable files and duplicate pairs."""
+    """Scan ``root``, hash every image once and find unreadable files and duplicate pairs.
+
+    With ``use_cache``, files unchanged since the last audit or training run
+    on ``root`` (same size and modification time) reuse their cached hashes.
+    """
     start = time.perf_counter()
     root = Path(root).expanduser()
     samples = scan_splits(root)
-    records = hash_images(samples, workers=workers, progress=progress)
+    cache_path = hash_cache_path(root) if use_cache else None
+    records = hash_images(samples, workers=workers, progress=progress, cache_path=cache_path)
     pairs = find_duplicate_pairs(records, near_threshold)
     seconds = time.perf_counter() - start
     logger.info("audited %d files in %s in %.1f s", len(records), root, seconds)

@@ -22,6 +22,7 @@ from zoo_core.data.duplicates import (
     ImageRecord,
     duplicate_groups,
     find_duplicate_pairs,
+    hash_cache_path,
     hash_images,
     summarize_pairs,
 )
@@ -141,7 +142,8 @@ def build_splits(
 ) -> DatasetSplits:
     """Check the images, apply ``data.dedup``, then split Training into train and validation.
 
-    Every image is decoded once: unreadable files stop the run with their list
+    Every image is decoded once (later runs reuse the hash cache for files
+    whose size and modification time are unchanged). Unreadable files stop the run with their list
     or, with ``data.skip_bad_images``, are skipped and recorded. The same pass
     hashes the images, so duplicates across the splits can be removed or moved
     (``data.dedup``) and duplicate groups stay on one side of the validation
@@ -151,7 +153,7 @@ def build_splits(
     # NOTE: the recipe schema has no data.near_threshold yet, so training uses the default.
     near_threshold = getattr(data_config, "near_threshold", DEFAULT_NEAR_THRESHOLD) if near_duplicates else None
     pools = {"Training": list(train_pool), "Testing": list(test)}
-    records = hash_images(pools, progress=progress)
+    records = hash_images(pools, progress=progress, cache_path=hash_cache_path(root))
     skipped = _drop_bad_files(pools, records, data_config.skip_bad_images)
 
     kept = {sample.path for samples in pools.values() for sample in samples}

@@ -23,8 +23,10 @@ and popcount in numpy), not a Python loop over all pairs.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
+import tempfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ import numpy as np
 from zoo_core.data.classes import CLASS_NAMES
 from zoo_core.data.folder import Sample
 from zoo_core.data.images import ImageInfo, ImageLoadError, is_image_file, load_image_with_info
+from zoo_core.paths import cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +49,14 @@ __all__ = [
     "ImageRecord",
     "duplicate_groups",
     "find_duplicate_pairs",
+    "hash_cache_path",
     "hash_images",
 ]
 
 DEFAULT_NEAR_THRESHOLD = 8
 PHASH_BITS = 64
+# Bump when the hashes change meaning, so that old cache files are ignored.
+_CACHE_VERSION = 1
 # Rows of the pairwise distance matrix computed at once: 1024 x 7,000 uint64 is about 57 MB.
 _BLOCK_ROWS = 1024
 
@@ -135,25 +141,102 @@ def _hash_one(path: str, split: str, label: int) -> ImageRecord:
     return ImageRecord(path, split, label, digest.hexdigest(), value, info)
 
 
+def _file_key(path: str) -> list[int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _load_cache(cache_path: Path) -> dict[str, dict]:
+    try:
+        data = json.loads(cache_path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != _CACHE_VERSION:
+        return {}
+    return data.get("files", {})
+
+
+def _save_cache(cache_path: Path, entries: dict[str, dict]) -> None:
+    # Write to a unique temporary name and rename, so that concurrent writers
+    # (DDP ranks) never leave a half-written file.
+    try:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=cache_path.name + ".", dir=cache_path.parent)
+        with os.fdopen(handle, "w") as file:
+            json.dump({"version": _CACHE_VERSION, "files": entries}, file)
+        os.replace(temporary, cache_path)
+    except OSError as error:
+        logger.warning("cannot write the image hash cache %s: %s", cache_path, error)
+
+
+def _to_entry(record: ImageRecord, key: list[int]) -> dict:
+    info = record.info
+    return {
+        "key": key,
+        "sha256": record.pixel_sha256,
+        "phash": None if record.phash is None else f"{record.phash:016x}",
+        "info": None if info is None else [info.format, info.mode, info.width, info.height],
+        "error": record.error,
+    }
+
+
+def _from_entry(entry: dict, path: str, split: str, label: int) -> ImageRecord:
+    info = None if entry["info"] is None else ImageInfo(*entry["info"])
+    phash = None if entry["phash"] is None else int(entry["phash"], 16)
+    return ImageRecord(path, split, label, entry["sha256"], phash, info, entry["error"])
+
+
 def hash_images(
     samples_by_split: dict[str, list[Sample]],
     workers: int | None = None,
     progress: bool = False,
+    cache_path: Path | None = None,
 ) -> list[ImageRecord]:
     """Decode every image once and return its record, in the order of the input.
 
     An unreadable file comes back with ``error`` set instead of raising
-    :class:`ImageLoadError`, so that one pass lists all of them.
+    :class:`ImageLoadError`, so that one pass lists all of them. With
+    ``cache_path``, a file whose size and modification time match its cached
+    entry is not decoded again, and the cache is rewritten afterwards.
     """
     jobs = [(sample.path, split, sample.label) for split, samples in samples_by_split.items() for sample in samples]
+    cached = _load_cache(cache_path) if cache_path is not None else {}
+    keys = [_file_key(path) for path, _, _ in jobs]
+    records: list[ImageRecord | None] = [None] * len(jobs)
+    todo = []
+    for index, (job, key) in enumerate(zip(jobs, keys)):
+        entry = cached.get(os.path.abspath(job[0]))
+        if key is not None and entry is not None and entry.get("key") == key:
+            records[index] = _from_entry(entry, *job)
+        else:
+            todo.append(index)
+    if cache_path is not None:
+        logger.info("image hash cache %s: %d of %d files up to date", cache_path, len(jobs) - len(todo), len(jobs))
+
     workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = pool.map(lambda job: _hash_one(*job), jobs)
-        if progress:
+        results = pool.map(lambda index: _hash_one(*jobs[index]), todo)
+        if progress and todo:
             from tqdm.auto import tqdm
 
-            results = tqdm(results, total=len(jobs), desc="hashing images", unit="img", leave=False)
-        return list(results)
+            results = tqdm(results, total=len(todo), desc="hashing images", unit="img", leave=False)
+        for index, record in zip(todo, results):
+            records[index] = record
+
+    if cache_path is not None and todo:
+        # Only the files of this scan are kept, so deleted files drop out.
+        entries = {os.path.abspath(r.path): _to_entry(r, key) for r, key in zip(records, keys) if key is not None}
+        _save_cache(cache_path, entries)
+    return records
+
+
+def hash_cache_path(root: str | Path) -> Path:
+    """Return the hash cache file for the dataset folder ``root``, under the zoo's cache folder."""
+    digest = hashlib.sha1(str(Path(root).expanduser().resolve()).encode()).hexdigest()[:16]
+    return cache_dir() / "image-hashes" / f"{digest}.json"
 
 
 def _block_distances(block: np.ndarray, columns: np.ndarray) -> np.ndarray:
