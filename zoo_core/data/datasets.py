@@ -142,13 +142,14 @@ def build_splits(
 ) -> DatasetSplits:
     """Check the images, apply ``data.dedup``, then split Training into train and validation.
 
-    Every image is decoded once (later runs reuse the hash cache for files
-    whose size and modification time are unchanged). Unreadable files stop the run with their list
-    or, with ``data.skip_bad_images``, are skipped and recorded. The same pass
-    hashes the images, so duplicates across the splits can be removed or moved
-    (``data.dedup``) and duplicate groups stay on one side of the validation
-    split. ``notes`` records the duplicate counts and every removed or moved file.
-    With ``near_duplicates=False`` only exact duplicates count.
+    Every image is decoded once, and later runs reuse the hash cache for files
+    whose size and modification time are unchanged. Unreadable files stop the
+    run with their list or, with ``data.skip_bad_images``, are skipped and
+    recorded. The same pass hashes the images, so duplicates across the splits
+    can be removed or moved (``data.dedup``) and duplicate groups stay on one
+    side of the validation split. ``notes`` records the duplicate counts and
+    every removed or moved file. With ``near_duplicates=False`` only exact
+    duplicates count.
     """
     # NOTE: the recipe schema has no data.near_threshold yet, so training uses the default.
     near_threshold = getattr(data_config, "near_threshold", DEFAULT_NEAR_THRESHOLD) if near_duplicates else None
