@@ -111,6 +111,15 @@ def save_checkpoint(
         raise
 
 
+def remove_staging_folders(checkpoints_dir: Path) -> None:
+    """Delete temporary folders left by a process killed while writing a checkpoint."""
+    if not checkpoints_dir.is_dir():
+        return
+    for child in checkpoints_dir.iterdir():
+        if child.is_dir() and child.name.startswith(".") and ".tmp-" in child.name:
+            shutil.rmtree(child, ignore_errors=True)
+
+
 def resolve_checkpoint(folder: Path) -> Path:
     """Return the folder to read, falling back to the previous copy left by a crash mid-swap."""
     folder = Path(folder)

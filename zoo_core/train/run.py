@@ -42,5 +42,7 @@ def train_recipe(recipe: Recipe, run_dir: str | Path, resume: bool = False, prog
 def resume_run(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
     """Continue the run in ``run_dir`` from its last checkpoint."""
     run_dir = Path(run_dir)
+    if not (run_dir / "recipe.yaml").is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no recipe.yaml); cannot resume it")
     recipe = load_recipe(run_dir / "recipe.yaml")
     return train_recipe(recipe, run_dir, resume=True, progress=progress)

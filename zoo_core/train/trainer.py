@@ -187,6 +187,9 @@ class DefaultTrainer:
             persistent_workers=workers > 0,
             prefetch_factor=4 if workers > 0 else None,
             drop_last=False,
+            # A private generator: creating an iterator would otherwise draw from the global
+            # torch RNG, which a mid-epoch resume restores to a point after that draw.
+            generator=torch.Generator().manual_seed(self.recipe.seed),
         )
 
     def _optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -275,6 +278,7 @@ class DefaultTrainer:
         model = create_model(recipe.model, num_classes=num_classes, img_size=recipe.data.img_size)
         torch.manual_seed(recipe.seed + context.rank)
         params = count_parameters(model)
+        self.model = model
         model.to(context.device)
         memory_format = torch.channels_last if train_cfg.channels_last else torch.contiguous_format
         if train_cfg.channels_last:
@@ -318,7 +322,11 @@ class DefaultTrainer:
         }
         last_dir = self.run_dir / "checkpoints" / "last"
         if self.resume:
+            if context.is_main:
+                ckpt.remove_staging_folders(last_dir.parent)
             state = self._restore(last_dir, model, optimizer, scaler)
+            if not context.is_main:
+                state["partial"] = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
             if context.is_main:
                 logger.info("resuming %s at epoch %d, batch %d", self.run_dir, state["epoch"] + 1, state["batch_in_epoch"])
         if context.is_main:
@@ -348,6 +356,10 @@ class DefaultTrainer:
             )
             state["train_time_s"] = time_before + time.perf_counter() - segment_start
             if interrupted:
+                # Rank 0 keeps the global partial sums of the epoch; the other ranks resume from zero.
+                partial = state["partial"]
+                totals = all_reduce_sum([partial["loss_sum"], partial["correct"], partial["count"]], context)
+                state["partial"] = dict(zip(("loss_sum", "correct", "count"), totals))
                 if context.is_main:
                     self._save(last_dir, model, optimizer, scaler, state, extra)
                 barrier(context)
@@ -402,6 +414,9 @@ class DefaultTrainer:
                 barrier(context)
                 raise TrainingInterrupted(self.run_dir, self._signal_name or "signal")
 
+        # Every rank ends with the best weights, so the trainer's model is the same everywhere.
+        barrier(context)
+        model.load_state_dict(ckpt.load_model_state(self.run_dir / "checkpoints" / "best"))
         summary = None
         if context.is_main:
             summary = self._finish(model, splits, policy, state, params, context, stopped_early, wall_start)
@@ -569,8 +584,6 @@ class DefaultTrainer:
         return np.concatenate(labels), np.concatenate(probs)
 
     def _finish(self, model, splits, policy, state, params, context, stopped_early, wall_start) -> dict[str, Any]:
-        best_dir = self.run_dir / "checkpoints" / "best"
-        model.load_state_dict(ckpt.load_model_state(best_dir))
         model.to(memory_format=torch.contiguous_format)
         transform = policy.eval_transform()
         val_labels, val_probs = self._predict(model, splits.val, transform, context)

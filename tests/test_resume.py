@@ -1,0 +1,114 @@
+"""Exact resume: a run interrupted by SIGINT or SIGKILL and resumed matches an uninterrupted run."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import tiny_recipe
+from zoo_core.train import checkpoint as ckpt
+from zoo_core.train.run import resume_run, train_recipe
+
+# Times differ between runs; everything else in metrics.jsonl must match exactly.
+TIMING_KEYS = {"epoch_time_s", "elapsed_s"}
+RECIPE_OVERRIDES = ("train.epochs=2", "data.phantom_images_per_class=8", "train.batch_size=4",
+                    "augment.randaugment_magnitude=9", "model.drop_path_rate=0.1", "optim.lr=1e-3",
+                    "schedule.name=cosine", "schedule.warmup_epochs=1")
+
+
+def metrics_without_timing(run_dir):
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k not in TIMING_KEYS} for line in lines]
+
+
+@pytest.fixture(scope="module")
+def reference_metrics(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("reference") / "run"
+    train_recipe(tiny_recipe(*RECIPE_OVERRIDES), run_dir, progress=False)
+    return metrics_without_timing(run_dir)
+
+
+def start_training(tmp_path):
+    recipe_path = tmp_path / "recipe.yaml"
+    tiny_recipe(*RECIPE_OVERRIDES).save(recipe_path)
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "zoo_core.cli", "train", str(recipe_path), "--output", str(run_dir), "--no-progress"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return process, run_dir
+
+
+def wait_for_epochs(process, run_dir, count, timeout=180.0):
+    deadline = time.monotonic() + timeout
+    metrics = run_dir / "metrics.jsonl"
+    while time.monotonic() < deadline:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= count:
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"training exited early with {process.returncode}: {process.stderr.read()}")
+        time.sleep(0.05)
+    process.kill()
+    raise AssertionError(f"no {count} epoch(s) in {run_dir} after {timeout} s")
+
+
+def test_resume_after_sigint_matches_uninterrupted(tmp_path, reference_metrics):
+    process, run_dir = start_training(tmp_path)
+    wait_for_epochs(process, run_dir, 1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert f"zoo train --resume {run_dir}" in stderr
+    assert ckpt.load_trainer_state(run_dir / "checkpoints" / "last")["epoch"] >= 1
+
+    resume_run(run_dir, progress=False)
+    assert metrics_without_timing(run_dir) == reference_metrics
+
+
+def test_resume_after_sigkill_matches_uninterrupted(tmp_path, reference_metrics):
+    process, run_dir = start_training(tmp_path)
+    wait_for_epochs(process, run_dir, 1)
+    time.sleep(0.2)  # into epoch 2
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+
+    state = ckpt.load_trainer_state(run_dir / "checkpoints" / "last")
+    assert state["epoch"] >= 1
+    assert ckpt.load_model_state(run_dir / "checkpoints" / "last")
+    resume_run(run_dir, progress=False)
+    assert metrics_without_timing(run_dir) == reference_metrics
+    leftovers = [p.name for p in (run_dir / "checkpoints").iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_resume_mid_epoch_checkpoint_matches(tmp_path, reference_metrics, monkeypatch):
+    """Stop in the middle of epoch 2 (as SIGINT would) and resume from that step."""
+    from zoo_core.train.trainer import DefaultTrainer, TrainingInterrupted
+
+    calls = {"count": 0}
+    original = DefaultTrainer._stop_requested
+
+    # 24 training images in batches of 4: six steps an epoch, so the ninth check is inside epoch 2.
+    def stop_inside_second_epoch(self, context):
+        calls["count"] += 1
+        if calls["count"] == 9:
+            self._signal_name = "SIGINT"
+        return original(self, context)
+
+    monkeypatch.setattr(DefaultTrainer, "_stop_requested", stop_inside_second_epoch)
+    run_dir = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted):
+        train_recipe(tiny_recipe(*RECIPE_OVERRIDES), run_dir, progress=False)
+    state = ckpt.load_trainer_state(run_dir / "checkpoints" / "last")
+    assert state["batch_in_epoch"] > 0, "the interrupt should land inside an epoch"
+
+    monkeypatch.setattr(DefaultTrainer, "_stop_requested", original)
+    resume_run(run_dir, progress=False)
+    assert metrics_without_timing(run_dir) == reference_metrics
+
+
+def test_resume_requires_run_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a run folder"):
+        resume_run(tmp_path, progress=False)
