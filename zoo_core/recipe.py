@@ -62,6 +62,9 @@ class DataConfig(_Section):
         description="duplicates across splits: keep, drop test images that duplicate training "
         "images, or move each duplicate group into one split",
     )
+    near_threshold: int = Field(
+        8, ge=0, le=63, description="pHash Hamming distance at or below which two images count as near duplicates"
+    )
     cache: bool = Field(False, description="keep decoded images resized to img_size in a disk cache")
 
 
@@ -247,3 +250,40 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         raise RecipeError(f"{path} must hold a YAML mapping with sections model, data, ...")
     apply_overrides(data, overrides or [])
     return recipe_from_dict(data, str(path))
+
+
+def reference_markdown() -> str:
+    """Render every recipe key with its type, default and description as Markdown tables."""
+    lines = []
+    top = [(name, info) for name, info in Recipe.model_fields.items() if name in ("name", "seed")]
+    sections = [(name, info) for name, info in Recipe.model_fields.items() if name not in ("name", "seed")]
+    lines += ["| key | default | description |", "|---|---|---|"]
+    for name, info in top:
+        lines.append(f"| `{name}` | `{_default_text(info)}` | {info.description or ''} |")
+    for section, info in sections:
+        model = info.annotation
+        lines += ["", f"`{section}`: {model.__doc__.strip()}", "", "| key | default | description |", "|---|---|---|"]
+        for name, field in model.model_fields.items():
+            lines.append(f"| `{section}.{name}` | `{_default_text(field)}` | {_describe_field(field)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _default_text(field) -> str:
+    if field.is_required():
+        return "required"
+    value = field.get_default(call_default_factory=True)
+    if isinstance(value, tuple):
+        value = list(value)
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def _describe_field(field) -> str:
+    text = field.description or ""
+    choices = getattr(field.annotation, "__args__", None)
+    if getattr(field.annotation, "__origin__", None) is Literal and choices:
+        text = (text + "; " if text else "") + "one of " + ", ".join(f"`{c}`" for c in choices)
+    bounds = [f"{symbol} {getattr(m, attr)}" for m in field.metadata
+              for attr, symbol in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")) if hasattr(m, attr)]
+    if bounds:
+        text += f" ({', '.join(bounds)})"
+    return text

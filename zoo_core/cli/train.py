@@ -47,12 +47,22 @@ def _launch_torchrun(nproc: int) -> None:
     raise SystemExit(subprocess.call(command))
 
 
+def _free_run_dir(path: Path) -> Path:
+    """Return ``path``, or the first of ``path-2``, ``path-3``, ... that holds no run yet."""
+    candidate = path
+    number = 1
+    while (candidate / "recipe.yaml").exists():
+        number += 1
+        candidate = path.with_name(f"{path.name}-{number}")
+    return candidate
+
+
 @click.command()
 @click.argument("recipe_path", metavar="RECIPE", required=False, type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a recipe value, e.g. --set optim.lr=5e-5 (repeatable).")
 @click.option("--output", "-o", type=click.Path(file_okay=False),
-              help="Run folder to write. Default: runs/<recipe name>.")
+              help="Run folder to write. Default: runs/<recipe name>, or runs/<recipe name>-2, -3, ... if taken.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False, exists=True),
               help="Continue the run in this folder from its last checkpoint.")
 @click.option("--seeds", help="Comma-separated seeds; one sibling run folder <output>-seed<N> per seed.")
@@ -86,7 +96,7 @@ def train(recipe_path, overrides, output, resume_dir, seeds, nproc_per_node, pro
                 raise click.UsageError("missing RECIPE; e.g. zoo train recipes/quickstart.yaml")
             seed_list = _parse_seeds(seeds)
             base = load_recipe(recipe_path, list(overrides))
-            output_dir = Path(output) if output else Path("runs") / base.name
+            output_dir = Path(output) if output else _free_run_dir(Path("runs") / base.name)
             summaries = []
             if seed_list is None:
                 summaries.append(train_recipe(base, output_dir, progress=progress))

@@ -17,7 +17,6 @@ import torch
 from zoo_core.data.classes import CLASS_NAMES
 from zoo_core.data.dedup import apply_dedup
 from zoo_core.data.duplicates import (
-    DEFAULT_NEAR_THRESHOLD,
     DuplicatePair,
     ImageRecord,
     duplicate_groups,
@@ -151,8 +150,7 @@ def build_splits(
     every removed or moved file. With ``near_duplicates=False`` only exact
     duplicates count.
     """
-    # NOTE: the recipe schema has no data.near_threshold yet, so training uses the default.
-    near_threshold = getattr(data_config, "near_threshold", DEFAULT_NEAR_THRESHOLD) if near_duplicates else None
+    near_threshold = data_config.near_threshold if near_duplicates else None
     pools = {"Training": list(train_pool), "Testing": list(test)}
     records = hash_images(pools, progress=progress, cache_path=hash_cache_path(root))
     skipped = _drop_bad_files(pools, records, data_config.skip_bad_images)
