@@ -105,6 +105,91 @@ def _local_window_stats(
     return padding_mask, seq_length_scale
 
 
+def _window_slices(padded: torch.Tensor, window_size: int, feat_size: Tuple[int, int]) -> List[torch.Tensor]:
+    """Return the window_size**2 shifted (..., H, W) views of a zero-padded tensor, row-major."""
+    H, W = feat_size
+    return [
+        padded[..., dy:dy + H, dx:dx + W]
+        for dy in range(window_size)
+        for dx in range(window_size)
+    ]
+
+
+class _WindowDot(torch.autograd.Function):
+    """Dot products of each query with the keys in its sliding window.
+
+    ``q`` and ``k`` are (B, heads, head_dim, H, W); the result is
+    (window_size**2, B, heads, H, W) and zero where the window leaves the
+    feature map. Channels sit before the spatial axes so that every product
+    and reduction runs over long contiguous rows. The backward accumulates
+    into one padded buffer with in-place ``addcmul_``, because autograd
+    through nine slices would allocate and zero a padded gradient per slice.
+    """
+
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, k: torch.Tensor, window_size: int) -> torch.Tensor:
+        pad = window_size // 2
+        k_padded = F.pad(k, (pad, pad, pad, pad))
+        k_shifts = _window_slices(k_padded, window_size, q.shape[-2:])
+        out = torch.stack([(q * k_shift).sum(2) for k_shift in k_shifts])
+        ctx.save_for_backward(q, k_padded)
+        ctx.window_size = window_size
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        q, k_padded = ctx.saved_tensors
+        window_size = ctx.window_size
+        H, W = q.shape[-2:]
+        pad = window_size // 2
+        grad_out = grad_out.unsqueeze(3)
+
+        grad_q = torch.zeros_like(q)
+        grad_k_padded = torch.zeros_like(k_padded)
+        k_shifts = _window_slices(k_padded, window_size, (H, W))
+        grad_k_shifts = _window_slices(grad_k_padded, window_size, (H, W))
+        for j, (k_shift, grad_k_shift) in enumerate(zip(k_shifts, grad_k_shifts)):
+            grad_q.addcmul_(grad_out[j], k_shift)
+            grad_k_shift.addcmul_(grad_out[j], q)
+        return grad_q, grad_k_padded[..., pad:pad + H, pad:pad + W], None
+
+
+class _WindowSum(torch.autograd.Function):
+    """Weighted sum of the values in each query's sliding window.
+
+    ``weights`` is (window_size**2, B, heads, H, W) and ``v`` is
+    (B, heads, head_dim, H, W); positions outside the feature map contribute
+    zero. The backward uses a single padded buffer, as ``_WindowDot`` does.
+    """
+
+    @staticmethod
+    def forward(ctx, weights: torch.Tensor, v: torch.Tensor, window_size: int) -> torch.Tensor:
+        pad = window_size // 2
+        v_padded = F.pad(v, (pad, pad, pad, pad))
+        weights_expanded = weights.unsqueeze(3)
+        out = torch.zeros_like(v)
+        for j, v_shift in enumerate(_window_slices(v_padded, window_size, v.shape[-2:])):
+            out.addcmul_(weights_expanded[j], v_shift)
+        ctx.save_for_backward(weights, v_padded)
+        ctx.window_size = window_size
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        weights, v_padded = ctx.saved_tensors
+        window_size = ctx.window_size
+        H, W = grad_out.shape[-2:]
+        pad = window_size // 2
+        weights_expanded = weights.unsqueeze(3)
+
+        v_shifts = _window_slices(v_padded, window_size, (H, W))
+        grad_weights = torch.stack([(grad_out * v_shift).sum(2) for v_shift in v_shifts])
+        grad_v_padded = torch.zeros_like(v_padded)
+        for j, grad_v_shift in enumerate(_window_slices(grad_v_padded, window_size, (H, W))):
+            grad_v_shift.addcmul_(weights_expanded[j], grad_out)
+        return grad_weights, grad_v_padded[..., pad:pad + H, pad:pad + W], None
+
+
 class ConvPatchEmbed(nn.Module):
     """Overlapping patch embedding: strided convolution, then LayerNorm over channels."""
 
@@ -274,17 +359,6 @@ class AggregatedAttention(RelativePositionMlp):
             trunc_normal_(torch.empty(num_heads, self.head_dim, self.local_len), std=0.02))
         self.learnable_bias = nn.Parameter(torch.zeros(num_heads, 1, self.local_len))
 
-    def _window_views(self, x: torch.Tensor) -> List[torch.Tensor]:
-        """Return the window_size**2 shifted views of a zero-padded (B, H, W, ...) tensor."""
-        H, W = x.shape[1], x.shape[2]
-        pad = self.window_size // 2
-        padded = F.pad(x, (0, 0, 0, 0, pad, pad, pad, pad))
-        return [
-            padded[:, dy:dy + H, dx:dx + W]
-            for dy in range(self.window_size)
-            for dx in range(self.window_size)
-        ]
-
     def _pooled_tokens(self, x: torch.Tensor, feat_size: Tuple[int, int]) -> torch.Tensor:
         B, N, C = x.shape
         x = x.transpose(1, 2).reshape(B, C, *feat_size)
@@ -305,12 +379,13 @@ class AggregatedAttention(RelativePositionMlp):
         q_norm = F.normalize(self.q(x).reshape(B, N, self.num_heads, self.head_dim).transpose(1, 2), dim=-1)
         q_scaled = (q_norm + self.query_embedding) * F.softplus(self.temperature) * seq_length_scale.to(x.dtype)
 
-        # Window branch in (B, H, W, heads, head_dim) layout so that neighbours are plain slices.
-        k_local, v_local = self.kv(x).reshape(B, H, W, 2, self.num_heads, self.head_dim).unbind(3)
-        k_windows = self._window_views(F.normalize(k_local, dim=-1))
-        q_spatial = q_scaled.transpose(1, 2).reshape(B, H, W, self.num_heads, self.head_dim)
-        attn_local = torch.stack([(q_spatial * k).sum(-1) for k in k_windows], dim=-1)
-        attn_local = attn_local.reshape(B, N, self.num_heads, self.local_len).transpose(1, 2)
+        # Window branch in (B, heads, head_dim, H, W) layout, so that neighbours are plain slices.
+        k_local, v_local = self.kv(x).reshape(B, N, 2, self.num_heads, self.head_dim).unbind(2)
+        k_local = F.normalize(k_local, dim=-1).permute(0, 2, 3, 1).reshape(B, self.num_heads, self.head_dim, H, W)
+        v_local = v_local.permute(0, 2, 3, 1).reshape(B, self.num_heads, self.head_dim, H, W)
+        q_spatial = q_scaled.transpose(-2, -1).reshape(B, self.num_heads, self.head_dim, H, W)
+        attn_local = _WindowDot.apply(q_spatial, k_local, self.window_size)
+        attn_local = attn_local.reshape(self.local_len, B, self.num_heads, N).permute(1, 2, 3, 0)
         attn_local = (attn_local + self.relative_pos_bias_local.unsqueeze(1)).masked_fill(padding_mask, float("-inf"))
 
         # Pooled branch.
@@ -326,12 +401,10 @@ class AggregatedAttention(RelativePositionMlp):
 
         # The learnable tokens add a query-dependent weight to each window position.
         local_weights = attn_local + q_norm @ self.learnable_tokens + self.learnable_bias
-        local_weights = local_weights.transpose(1, 2).reshape(B, H, W, self.num_heads, self.local_len)
-        x_local = sum(
-            local_weights[..., j, None] * v
-            for j, v in enumerate(self._window_views(v_local))
-        )
-        x = x_local.reshape(B, N, C) + (attn_pool @ v_pool).transpose(1, 2).reshape(B, N, C)
+        local_weights = local_weights.permute(3, 0, 1, 2).reshape(self.local_len, B, self.num_heads, H, W)
+        x_local = _WindowSum.apply(local_weights.contiguous(), v_local, self.window_size)
+        x_pool = v_pool.transpose(-2, -1) @ attn_pool.transpose(-2, -1)
+        x = (x_local.reshape(B, self.num_heads, self.head_dim, N) + x_pool).permute(0, 3, 1, 2).reshape(B, N, C)
         return self.proj_drop(self.proj(x))
 
 
@@ -415,7 +488,7 @@ class TransNeXt(nn.Module):
         self.num_features = self.head_hidden_size = embed_dims[-1]
         self.feature_info = []
 
-        dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        dpr = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()
         cursor = 0
         for i in range(num_stages):
             stride = 4 if i == 0 else 2
