@@ -454,16 +454,22 @@ def write_comparison(
     points = [{"label": row["group"], "score": row["test_top1_mean"], "score_std": row["test_top1_std"],
                "gflops": row["gflops"], "latency_ms": row["latency_ms"], "params_m": row["params"] / 1e6
                if row["params"] is not None else None} for row in groups]
+    latency_devices = sorted({row["latency_device"] for row in rows if row["latency_device"]})
+    if len(latency_devices) > 1:
+        logger.warning("latency was measured on different devices (%s); the latency axis mixes them",
+                       "; ".join(latency_devices))
+    latency_source = latency_devices[0] if len(latency_devices) == 1 else "devices differ, see runs.csv"
     axes = [("gflops", "GFLOPs per image (batch 1)"), ("params_m", "parameters (millions)")]
-    if with_latency:
-        axes.insert(1, ("latency_ms", f"batch-1 latency (ms, {rows[0]['latency_device']})"))
+    if latency_devices:
+        axes.insert(1, ("latency_ms", f"batch-1 latency (ms, {latency_source})"))
     splits = sorted({f"{row['test_split']}, {row['test_images']} images" for row in rows})
     written["pareto"] = plot_pareto(points, axes, output / "pareto.png",
                                     f"Test top-1 vs cost ({'; '.join(splits)}); red: Pareto front, "
                                     "bars: ± standard deviation over seeds")
 
-    latency = (f"{latency_runs} timed runs on {rows[0]['latency_device']}" if with_latency
-               else "not measured")
+    latency = f"{latency_runs} timed runs on {latency_source}" if with_latency else "not measured here"
+    if any("bench.json" in device for device in latency_devices):
+        latency += "; rows marked bench.json come from that file"
     settings = {"tolerance": tolerance, "stability_fraction": stability_fraction, "latency": latency,
                 "confidence": _confidence_text(runs)}
     figures = {"Accuracy versus cost": "pareto.png", "Curves of all runs": "curves_overlay.png"}
