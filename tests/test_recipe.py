@@ -106,3 +106,21 @@ def test_shipped_recipes_are_valid(path):
     assert isinstance(recipe, Recipe)
     assert recipe.augment.mixup_alpha == 0.0
     assert recipe.augment.cutmix_alpha == 0.0
+
+
+def test_readme_reference_lists_every_key():
+    from zoo_core.recipe import VALID_KEYS, reference_markdown
+
+    readme = (REPO / "README.md").read_text()
+    assert reference_markdown() in readme, "README recipe reference is stale; regenerate it"
+    sections = {"model", "data", "augment", "optim", "schedule", "train"}
+    for key in VALID_KEYS:
+        if key not in sections:
+            assert f"`{key}`" in readme, key
+
+
+def test_requirements_install_every_plugin():
+    requirements = (REPO / "requirements.txt").read_text()
+    for plugin in sorted((REPO / "plugins").iterdir()):
+        if (plugin / "pyproject.toml").is_file():
+            assert f"-e ./plugins/{plugin.name}" in requirements, plugin.name
