@@ -12,9 +12,10 @@ from zoo_core.registry import UnknownNameError
 
 def _format_bench(result: dict) -> str:
     latency = result["latency_ms"]
+    threads = result["torch_threads"]
     lines = [
         f"{result['model']} at {result['img_size']}x{result['img_size']} on {result['device']} "
-        f"({result['device_name']}, {result['dtype']}, {result['torch_threads']} threads)",
+        f"({result['device_name']}, {result['dtype']}, {threads} thread{'' if threads == 1 else 's'})",
         f"  parameters             {result['params'] / 1e6:.2f} M",
         f"  FLOPs (batch 1)        {result['gflops']:.3f} G  ({result['macs'] / 1e9:.3f} GMACs)",
         f"  latency (batch 1)      median {latency['median']:.2f} ms, p90 {latency['p90']:.2f} ms "
