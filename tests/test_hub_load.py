@@ -242,3 +242,13 @@ def test_predict_reports_bad_image_and_continues(hand_run, sample_dir, tmp_path)
     payload = json.loads(result.stdout)
     assert [entry["image"] for entry in payload["predictions"]] == good
     assert payload["errors"][0]["image"] == str(broken)
+
+
+def test_eval_cli_on_export(hand_run, tmp_path):
+    run_dir, _ = hand_run
+    export_dir = export_run(run_dir, tmp_path / "export")
+    result = CliRunner().invoke(cli, ["eval", str(export_dir), "--data", "sample", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["num_images"] == 17
+    assert report["run"] == str(export_dir)

@@ -148,3 +148,14 @@ def test_pretrained_default_from_cache(hub_cache, tmp_path, caplog):
     assert "replacing the classifier head" in caplog.text
     model = build(f"hf-hub:{hub_id}")
     assert_same_backbone(model, source)
+
+
+def test_pretrained_without_head_warns(tmp_path, caplog):
+    source = source_model(num_classes=4)
+    backbone = {key: tensor for key, tensor in source.state_dict().items() if not key.startswith("head.fc.")}
+    path = tmp_path / "backbone.safetensors"
+    save_file(backbone, path)
+    with caplog.at_level(logging.WARNING, logger="zoo_core.models"):
+        model = build(str(path))
+    assert_same_backbone(model, source)
+    assert "has no weights for it: head.fc.weight, head.fc.bias" in caplog.text

@@ -69,9 +69,9 @@ KAGGLE_URL = "https://www.kaggle.com/datasets/masoudnickparvar/brain-tumor-mri-d
 
 
 class HubError(ValueError):
-    """A model source, export or push that failed; the message says what to do.
+    """A model source, export or push that failed. The message names the value and the fix.
 
-    A ValueError, so that commands which report invalid input cleanly report it too.
+    It is a ValueError, so commands that report invalid input without a traceback report it too.
     """
 
 
@@ -471,6 +471,9 @@ def render_model_card(state: dict[str, Any], summary: dict[str, Any] | None, mod
     recipe = state.get("recipe") or {}
     architecture = state["architecture"]
     spec = get_registries().models.get(architecture) if architecture in get_registries().models else None
+    pretrained_license = (getattr(model, "pretrained_cfg", None) or {}).get("license")
+    if license is None and (recipe.get("model") or {}).get("pretrained") and pretrained_license:
+        license = pretrained_license  # fine-tuned weights inherit the licence of the weights they start from
     license = license or DEFAULT_LICENSE
     dataset_id, dataset_text = _dataset_facts(summary, recipe)
     model_name = f"{architecture}-brain-mri"
@@ -581,7 +584,7 @@ def card_was_edited(card: str) -> bool:
 
 @dataclass
 class PushResult:
-    """What a push sent: the commit, the files uploaded and whether the remote card was kept."""
+    """Result of a push: the commit, the uploaded files and whether the remote card was kept."""
 
     repo_id: str
     commit_url: str

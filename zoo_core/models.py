@@ -30,8 +30,8 @@ logger = logging.getLogger(__name__)
 SAFETENSORS_SUFFIXES = (".safetensors",)
 PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".tar", ".ckpt")
 # Keys under which training scripts store the model's state_dict, in the order
-# they are tried. EMA weights come first because they evaluate better.
-STATE_DICT_CONTAINER_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model", "module")
+# they are tried. EMA weights are used only when no plain weights exist, as in timm.
+STATE_DICT_CONTAINER_KEYS = ("state_dict", "model", "module", "state_dict_ema", "model_ema")
 # Prefixes added by DataParallel / DistributedDataParallel and torch.compile.
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
@@ -176,7 +176,7 @@ def clean_state_dict(checkpoint: Any, source: str) -> dict[str, torch.Tensor]:
             break
         state_dict = state_dict[container]
     if not isinstance(state_dict, dict) or not any(isinstance(v, torch.Tensor) for v in state_dict.values()):
-        raise WeightsError(f"{source} holds no model state_dict (a mapping of parameter names to tensors)")
+        raise WeightsError(f"{source} contains no model state_dict (a mapping of parameter names to tensors)")
 
     cleaned = {}
     for key, value in state_dict.items():
@@ -294,6 +294,13 @@ def load_pretrained_state(model: torch.nn.Module, state_dict: dict[str, torch.Te
 
     result = model.load_state_dict(state_dict, strict=False)
     missing = [key for key in result.missing_keys if not key.startswith(head_prefixes)]
+    missing_head = [key for key in result.missing_keys if key.startswith(head_prefixes)]
+    if missing_head and not replaced:
+        # Plugin filters may drop a head of another size themselves before it reaches this check.
+        logger.warning(
+            "using a new randomly initialised classifier head because %s has no weights for it: %s",
+            source, ", ".join(missing_head),
+        )
     if missing:
         raise WeightsError(
             f"{source} lacks {len(missing)} tensors of {type(model).__name__} (first: {', '.join(missing[:5])}). "
@@ -305,7 +312,7 @@ def load_pretrained_state(model: torch.nn.Module, state_dict: dict[str, torch.Te
 
 
 def default_pretrained_location(model: torch.nn.Module, model_name: str) -> tuple[str, str | None]:
-    """Return ("hf-hub", "ORG/NAME") or ("url", URL) for the model's default ImageNet weights."""
+    """Return ("hf-hub", "ORG/NAME"), ("url", URL) or ("file", PATH) for the model's default weights."""
     cfg = getattr(model, "pretrained_cfg", None) or {}
     if cfg.get("hf_hub_id"):
         return "hf-hub", cfg["hf_hub_id"]

@@ -14,8 +14,9 @@ CHECKPOINT_OPTION = click.option(
 )
 LICENSE_OPTION = click.option(
     "--license", "license_id", default=None,
-    help="License id for the model card metadata, e.g. apache-2.0 or cc-by-nc-4.0 (default: apache-2.0). "
-    "It must allow what the licences of the data and of the initial weights allow.",
+    help="License id for the model card metadata, e.g. apache-2.0 or cc-by-nc-4.0. Default: the licence "
+    "timm records for the initial pretrained weights, else apache-2.0. It must fit the licences of the "
+    "training data and of the initial weights.",
 )
 
 
@@ -79,7 +80,7 @@ def _format_prediction(prediction: dict, top_k: int) -> str:
 @click.argument("images", metavar="IMAGE...", nargs=-1, required=True, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every prediction.")
 @click.option("--top-k", default=None, type=click.IntRange(1), help="Classes to show per image (default: all).")
-@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1), help="Images per forward pass.")
 @click.option("--allow-pickle", is_flag=True,
               help="Allow a .bin/.pth checkpoint when the model has no safetensors file; "
               "it is read with torch.load(weights_only=True).")
