@@ -25,6 +25,12 @@ def session_environment(tmp_path_factory):
     patch.setenv("ZOO_PLUGIN_MODULES", "zoo_test_plugins")
     patch.setenv("PYTHONPATH", os.pathsep.join([str(TEST_PLUGIN_DIR), str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
     patch.delenv("ZOO_LOAD_PLUGINS", raising=False)
+    # pytest-xdist runs one worker per core: one thread each avoids oversubscription,
+    # and subprocesses (CLI runs, DDP ranks) inherit the same setting.
+    patch.setenv("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
     yield
     patch.undo()
 

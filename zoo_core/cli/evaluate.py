@@ -27,6 +27,12 @@ def eval_command(run_dir, data_path, checkpoint, batch_size, as_json, output):
         raise click.ClickException(str(error)) from None
     if output:
         Path(output).write_text(json.dumps(report, indent=2))
+    if report.get("overlaps_training"):
+        click.echo(
+            f"warning: {data_path} holds images this run trained or validated on, so these figures "
+            "measure fit, not generalisation; use its Testing split or new images for that.",
+            err=True,
+        )
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
