@@ -252,3 +252,21 @@ def test_eval_cli_on_export(hand_run, tmp_path):
     report = json.loads(result.output)
     assert report["num_images"] == 17
     assert report["run"] == str(export_dir)
+
+
+def test_model_card_names_base_model(hand_run):
+    import yaml
+
+    from zoo_core.hub import render_model_card
+
+    run_dir, model = hand_run
+    state = json.loads((run_dir / "checkpoints" / "best" / "trainer_state.json").read_text())
+    state["recipe"]["model"]["pretrained"] = "default"
+    metadata = yaml.safe_load(render_model_card(state, None, model).split("---\n")[1])
+    assert metadata["base_model"] == model.pretrained_cfg["hf_hub_id"]
+    state["recipe"]["model"]["pretrained"] = "hf-hub:my-lab/start@v2"
+    card = render_model_card(state, None, model, license="cc-by-nc-4.0")
+    metadata = yaml.safe_load(card.split("---\n")[1])
+    assert metadata["base_model"] == "my-lab/start"
+    assert metadata["license"] == "cc-by-nc-4.0"
+    assert "No test metrics were recorded" in card

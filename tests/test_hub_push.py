@@ -64,11 +64,11 @@ def fake_hub(monkeypatch):
         method = getattr(hub, name)
         monkeypatch.setattr(HfApi, name, lambda api, *args, _method=method, **kwargs: _method(api, *args, **kwargs))
 
-    def refuse(sock, address, *args, **kwargs):
+    def reject_connection(sock, address, *args, **kwargs):
         raise AssertionError(f"a push test tried to open a connection to {address}")
 
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket.socket, "connect", reject_connection)
+    monkeypatch.setattr(socket.socket, "connect_ex", reject_connection)
     monkeypatch.setenv("HF_TOKEN", "hf_test_token_not_real")
     return hub
 

@@ -33,7 +33,6 @@ from zoo_core.models import (
     WeightsError,
     download_hub_file,
     hub_offline,
-    offline_help,
     read_state_dict,
     split_hub_id,
 )
@@ -429,7 +428,16 @@ def _metrics_section(summary: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def _card_metadata(state, summary, model_name, repo_id, license, dataset_id) -> str:
+def _base_model(pretrained: str | None, model: torch.nn.Module) -> str | None:
+    """Return the Hub id of the initial weights for the card's base_model field, when they have one."""
+    if pretrained == "default":
+        return (getattr(model, "pretrained_cfg", None) or {}).get("hf_hub_id")
+    if pretrained and pretrained.startswith(HUB_PREFIX):
+        return pretrained[len(HUB_PREFIX):].partition("@")[0]
+    return None
+
+
+def _card_metadata(state, summary, model_name, repo_id, license, dataset_id, base_model) -> str:
     from huggingface_hub import EvalResult, ModelCardData
 
     recipe = state.get("recipe") or {}
@@ -444,8 +452,6 @@ def _card_metadata(state, summary, model_name, repo_id, license, dataset_id) -> 
                                                   ("macro_f1", "f1", "macro F1"))
             if test.get(key) is not None
         ]
-    pretrained = (recipe.get("model") or {}).get("pretrained")
-    base_model = pretrained[len(HUB_PREFIX):].partition("@")[0] if pretrained and pretrained.startswith(HUB_PREFIX) else None
     data = ModelCardData(
         library_name="timm",
         license=license,
@@ -489,7 +495,8 @@ def render_model_card(state: dict[str, Any], summary: dict[str, Any] | None, mod
 
     lines = [
         "---",
-        _card_metadata(state, summary, model_name, repo_id, license, dataset_id).rstrip(),
+        _card_metadata(state, summary, model_name, repo_id, license, dataset_id,
+                       _base_model(pretrained, model)).rstrip(),
         "---",
         "",
         f"# {title}",
@@ -630,7 +637,9 @@ def push_run(run_dir: str | Path, repo_id: str, private: bool = False, revision:
 
     parts = repo_id.split("/")
     if len(parts) != 2 or not all(parts) or "@" in repo_id:
-        raise HubError(f"invalid Hugging Face model id {repo_id!r}: pass --repo-id ORG/NAME, e.g. my-lab/rdnet-tiny-brain-mri")
+        raise HubError(
+            f"invalid Hugging Face model id {repo_id!r}: pass --repo-id ORG/NAME, e.g. my-lab/rdnet-tiny-brain-mri"
+        )
     token = _resolve_token(token)
     api = HfApi(token=token)
     with tempfile.TemporaryDirectory(prefix="zoo-push-") as temporary:

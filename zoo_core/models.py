@@ -28,7 +28,6 @@ from zoo_core.plugins import get_model_spec
 logger = logging.getLogger(__name__)
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
-PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".tar", ".ckpt")
 # Keys under which training scripts store the model's state_dict, in the order
 # they are tried. EMA weights are used only when no plain weights exist, as in timm.
 STATE_DICT_CONTAINER_KEYS = ("state_dict", "model", "module", "state_dict_ema", "model_ema")
@@ -90,10 +89,10 @@ def split_hub_id(hub_id: str) -> tuple[str, str | None]:
     return repo_id, revision or None
 
 
-def offline_help(what: str) -> str:
+def offline_help(resource: str) -> str:
     """Return the advice for a Hub file that is missing from the cache while offline."""
     return (
-        f"{what} is not in the Hugging Face cache at {hub_cache_dir()} and there is no network access"
+        f"{resource} is not in the Hugging Face cache at {hub_cache_dir()} and there is no network access"
         f"{' (HF_HUB_OFFLINE=1)' if hub_offline() else ''}. Download it once on a connected machine with "
         "`hf download ORG/NAME` (huggingface_hub) and copy the cache folder here, or point HF_HOME / "
         "HF_HUB_CACHE at a copied cache, or pass a local folder or file instead"
