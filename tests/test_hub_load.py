@@ -270,3 +270,13 @@ def test_model_card_names_base_model(hand_run):
     assert metadata["base_model"] == "my-lab/start"
     assert metadata["license"] == "cc-by-nc-4.0"
     assert "No test metrics were recorded" in card
+
+
+def test_unknown_architecture_named(hand_run, tmp_path):
+    run_dir, _ = hand_run
+    export_dir = export_run(run_dir, tmp_path / "export")
+    config = json.loads((export_dir / "config.json").read_text())
+    config["architecture"] = "transnext_gigantic"
+    (export_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(HubError, match="transnext_gigantic"):
+        load_model(export_dir)

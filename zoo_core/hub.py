@@ -110,10 +110,14 @@ def _build_model(architecture: str, num_classes: int, model_args: dict[str, Any]
     import timm
 
     from zoo_core.plugins import get_model_spec, get_registries
+    from zoo_core.registry import UnknownNameError
 
     get_registries()  # imports the plugins, which register their architectures in timm
     if not timm.is_model(architecture):
-        get_model_spec(architecture)  # raises with the plugin and extra to install
+        try:
+            get_model_spec(architecture)
+        except UnknownNameError as error:
+            raise HubError(str(error)) from None
         raise HubError(f"architecture {architecture!r} is not registered in timm; install the plugin that adds it")
     return timm.create_model(architecture, pretrained=False, num_classes=num_classes, **model_args)
 
@@ -216,20 +220,21 @@ def _load_hub_id(hub_id: str, allow_pickle: bool) -> LoadedModel:
     config = _read_config(config_path, source)
 
     weights = None
+    errors = {}
     candidates = (WEIGHTS_FILE, *PICKLE_WEIGHTS_FILES) if allow_pickle else (WEIGHTS_FILE,)
     for filename in candidates:
         try:
             weights = download_hub_file(repo_id, filename, revision)
             break
         except (EntryNotFoundError, WeightsError) as error:
-            last_error = error
+            errors[filename] = error
     if weights is None:
         where = " in the local cache" if hub_offline() else ""
         hint = "" if allow_pickle else (
             f" Only safetensors weights are loaded by default; if the repository has a pickle checkpoint "
             f"({', '.join(PICKLE_WEIGHTS_FILES)}) that you trust, pass --allow-pickle."
         )
-        raise HubError(f"{source} has no {' or '.join(candidates)}{where} ({last_error}).{hint}")
+        raise HubError(f"{source} has no {' or '.join(candidates)}{where} ({errors[WEIGHTS_FILE]}).{hint}")
 
     state_dict = read_state_dict(weights, allow_pickle=allow_pickle)
     architecture, class_names, preprocessing, model_args = _config_facts(config, source)
