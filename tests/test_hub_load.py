@@ -280,3 +280,17 @@ def test_unknown_architecture_named(hand_run, tmp_path):
     (export_dir / "config.json").write_text(json.dumps(config))
     with pytest.raises(HubError, match="transnext_gigantic"):
         load_model(export_dir)
+
+
+def test_predict_folder_and_missing_path(hand_run, sample_dir, tmp_path):
+    run_dir, _ = hand_run
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    missing = tmp_path / "missing.jpg"
+    result = CliRunner().invoke(cli, ["predict", str(run_dir), str(sample_dir), str(missing), str(empty), "--json"])
+    assert result.exit_code == 1
+    payload = json.loads(result.stdout)
+    assert len(payload["predictions"]) == 17
+    assert [error["image"] for error in payload["errors"]] == [str(missing), str(empty)]
+    assert "file or folder not found" in result.stderr
+    assert "2 of 19 inputs could not be read" in result.stderr

@@ -687,18 +687,29 @@ def _commit_message(run_dir: str | Path, checkpoint: str) -> str:
 
 @torch.no_grad()
 def predict_images(loaded: LoadedModel, paths: Sequence[str | Path], batch_size: int = 16):
-    """Classify image files with the model's own preprocessing.
+    """Classify image files, and the images inside folders, with the model's own preprocessing.
 
     Returns ``(predictions, errors)``: one dict per readable image (``image``,
     ``label``, ``probs`` by class name, ``logits``) in input order, and one
-    :class:`~zoo_core.data.images.ImageLoadError` per unreadable file.
+    :class:`~zoo_core.data.images.ImageLoadError` per unreadable file, missing
+    path or folder without images.
     """
-    from zoo_core.data.images import ImageLoadError, load_image
+    from zoo_core.data.images import ImageLoadError, collect_image_files, load_image
     from zoo_core.train.evaluation import eval_transform_from_preprocessing
 
     transform = eval_transform_from_preprocessing(loaded.preprocessing)
-    tensors, names, errors = [], [], []
-    for path in paths:
+    files, tensors, names, errors = [], [], [], []
+    for item in paths:
+        try:
+            found = collect_image_files([item])
+        except ImageLoadError as error:
+            errors.append(error)
+            continue
+        if not found:
+            errors.append(ImageLoadError(item, "folder contains no image files"))
+        files.extend(found)
+
+    for path in files:
         try:
             tensors.append(transform(load_image(path)))
             names.append(str(path))

@@ -77,7 +77,7 @@ def _format_prediction(prediction: dict, top_k: int) -> str:
 
 @click.command("predict")
 @click.argument("model_source", metavar="MODEL")
-@click.argument("images", metavar="IMAGE...", nargs=-1, required=True, type=click.Path())
+@click.argument("images", metavar="IMAGE...", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every prediction.")
 @click.option("--top-k", default=None, type=click.IntRange(1), help="Classes to show per image (default: all).")
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1), help="Images per forward pass.")
@@ -88,9 +88,10 @@ def _format_prediction(prediction: dict, top_k: int) -> str:
 def predict(model_source, images, as_json, top_k, batch_size, allow_pickle, checkpoint):
     """Classify IMAGE files with MODEL: a run folder, an exported folder or hf-hub:ORG/NAME[@REVISION].
 
-    Each image gets its label and class probabilities, computed with the
-    model's own preprocessing. Unreadable images are reported by name; the
-    others are still classified and the exit status is 1.
+    An IMAGE may also be a folder, whose image files are all classified. Each
+    image gets its label and class probabilities, computed with the model's
+    own preprocessing. Unreadable images are reported by name; the others are
+    still classified and the exit status is 1.
     """
     from zoo_core.hub import HubError, load_model, predict_images
 
@@ -119,5 +120,5 @@ def predict(model_source, images, as_json, top_k, batch_size, allow_pickle, chec
         for prediction in predictions:
             click.echo(_format_prediction(prediction, top_k))
     if errors:
-        click.echo(f"{len(errors)} of {len(images)} images could not be read", err=True)
+        click.echo(f"{len(errors)} of {len(errors) + len(predictions)} inputs could not be read", err=True)
         sys.exit(1)
