@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 
 import click
 
@@ -61,6 +62,9 @@ def _plugin_commands() -> dict[str, click.Command]:
 def cli(verbose: int) -> None:
     """brain-zoo: train, evaluate, compare and publish brain-tumour MRI classifiers."""
     level = logging.DEBUG if verbose > 1 else logging.INFO
+    if int(os.environ.get("RANK", "0")) > 0:
+        # In DDP runs only rank 0 reports progress; other ranks show warnings and errors.
+        level = logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if verbose == 0:
         for noisy in ("timm", "huggingface_hub", "PIL", "matplotlib", "urllib3"):

@@ -284,7 +284,12 @@ class DefaultTrainer:
         if train_cfg.channels_last:
             model.to(memory_format=torch.channels_last)
         if train_cfg.sync_bn and context.is_distributed:
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            if context.device.type == "cuda":
+                model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            elif context.is_main:
+                # NOTE: torch's SyncBatchNorm runs only on accelerators (checked in torch 2.14).
+                logger.warning("train.sync_bn ignored: SyncBatchNorm needs CUDA, so BatchNorm "
+                               "statistics stay per process on %s", context.device)
         train_model = model
         if context.is_distributed:
             device_ids = [context.device.index] if context.device.type == "cuda" else None
