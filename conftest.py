@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,14 +15,22 @@ sys.path.insert(0, str(TEST_PLUGIN_DIR))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 
+def pytest_configure(config):
+    """Point the Hugging Face libraries at an empty offline cache before anything imports them.
+
+    huggingface_hub reads HF_HUB_OFFLINE and HF_HOME when it is first imported,
+    which happens while tests are collected, before any fixture runs.
+    """
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="zoo-test-hf-home-")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def session_environment(tmp_path_factory):
     """Keep the whole session away from the user's caches, plugins and the network."""
     patch = pytest.MonkeyPatch()
     base = tmp_path_factory.getbasetemp()
     patch.setenv("ZOO_CACHE_DIR", str(base / "zoo-cache"))
-    patch.setenv("HF_HUB_OFFLINE", "1")
-    patch.setenv("HF_HOME", str(base / "hf-home"))
     patch.setenv("ZOO_PLUGIN_MODULES", "zoo_test_plugins")
     patch.setenv("PYTHONPATH", os.pathsep.join([str(TEST_PLUGIN_DIR), str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
     patch.delenv("ZOO_LOAD_PLUGINS", raising=False)

@@ -151,3 +151,27 @@ def test_validation_split_disjoint_from_testing():
         if name == "phantom":
             assert all("/Training/" in path for path in val)
             assert all("/Testing/" in path for path in test)
+
+
+def test_eval_warns_when_data_overlaps_training(tmp_path):
+    from click.testing import CliRunner
+
+    from zoo_core.cli import cli
+
+    run_dir = tmp_path / "run"
+    train_recipe(tiny_recipe("train.epochs=1", data="sample"), run_dir, progress=False)
+    runner = CliRunner()
+    on_sample = runner.invoke(cli, ["eval", str(run_dir), "--data", "sample"])
+    assert on_sample.exit_code == 0, on_sample.output
+    assert "17 images" in on_sample.output
+    assert "measure fit, not generalisation" in on_sample.output
+    for name in CLASS_NAMES:
+        assert name in on_sample.output
+
+    from zoo_core.data.phantom import generate_phantom_dataset
+
+    other = generate_phantom_dataset(tmp_path / "phantom", per_class=4, size=64, seed=1)
+    on_other = runner.invoke(cli, ["eval", str(run_dir), "--data", str(other)])
+    assert on_other.exit_code == 0, on_other.output
+    assert "Testing" in on_other.output
+    assert "measure fit" not in on_other.output

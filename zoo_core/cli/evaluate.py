@@ -1,4 +1,4 @@
-"""``zoo eval``: evaluate a run's best checkpoint on a dataset folder."""
+"""``zoo eval``: evaluate a run or a published model on a dataset folder."""
 
 from __future__ import annotations
 
@@ -9,20 +9,28 @@ import click
 
 
 @click.command("eval")
-@click.argument("run_dir", metavar="RUN", type=click.Path(exists=True, file_okay=False))
+@click.argument("model_source", metavar="MODEL")
 @click.option("--data", "data_path", required=True,
               help="Dataset folder (Kaggle layout: its Testing/ split; or class folders: all images), or 'sample'.")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--output", type=click.Path(dir_okay=False), help="Also write the JSON report to this file.")
-def eval_command(run_dir, data_path, checkpoint, batch_size, as_json, output):
-    """Evaluate the RUN folder's checkpoint on a dataset folder and print per-class results."""
+@click.option("--allow-pickle", is_flag=True,
+              help="Allow a .bin/.pth checkpoint when the model has no safetensors file; it is read with "
+                   "torch.load(weights_only=True).")
+def eval_command(model_source, data_path, checkpoint, batch_size, as_json, output, allow_pickle):
+    """Evaluate MODEL on a dataset folder and print per-class results.
+
+    MODEL is a run folder (its best checkpoint unless --checkpoint last), an
+    exported Hub-layout folder or hf-hub:ORG/NAME[@REVISION].
+    """
     from zoo_core.data.folder import DatasetError
     from zoo_core.train.evaluation import evaluate_run
 
     try:
-        report = evaluate_run(Path(run_dir), data_path, checkpoint=checkpoint, batch_size=batch_size)
+        report = evaluate_run(model_source, data_path, checkpoint=checkpoint, batch_size=batch_size,
+                              allow_pickle=allow_pickle)
     except (DatasetError, FileNotFoundError, ValueError) as error:
         raise click.ClickException(str(error)) from None
     if output:

@@ -69,4 +69,20 @@ def evaluate_run(source: str | Path, data: str, checkpoint: str = "best", batch_
     report = classification_report(labels, probs, state["class_names"], f"{folder} ({split})")
     report["run"] = str(source)
     report["checkpoint"] = checkpoint
+    report["overlaps_training"] = _overlaps_training(source, folder, split)
     return report
+
+
+def _overlaps_training(source: str | Path, folder: Path, split: str) -> bool:
+    """Return True when ``folder``'s evaluated images include the run's training pool.
+
+    A folder of class folders is evaluated whole; if the run trained on that
+    same folder, its training and validation images are among those scored.
+    """
+    summary_path = Path(source) / "summary.json"
+    if split != "all" or not summary_path.is_file():
+        return False
+    import json
+
+    root = json.loads(summary_path.read_text()).get("data", {}).get("root")
+    return root is not None and Path(root).resolve() == folder.resolve()
