@@ -59,3 +59,12 @@ def test_one_model_serves_both_fixture_sizes(fixture_tensors, model_from_officia
         late_224 = model_from_official_state_dict(fixture_tensors["input_224"])
     assert (late_256 - fixture_tensors["logits_256"]).abs().max() < 1e-5
     assert (late_224 - fixture_tensors["logits_224"]).abs().max() < 1e-5
+
+
+def test_checkpoint_from_224_runs_at_384_and_non_square(model_from_official_state_dict):
+    # The fixture has official logits only at 224 and 256, so this checks shape and finiteness.
+    for size in [(384, 384), (256, 320)]:
+        with torch.no_grad():
+            logits = model_from_official_state_dict(torch.randn(1, 3, *size))
+        assert logits.shape == (1, 10)
+        assert torch.isfinite(logits).all()

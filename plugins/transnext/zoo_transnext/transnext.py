@@ -2,8 +2,8 @@
 
 Follows Dai Shi, "TransNeXt: Robust Foveal Visual Perception for Vision
 Transformers" (CVPR 2024, arXiv 2311.17132). The official code is
-https://github.com/DaiShiResearch/TransNeXt (Apache-2.0); this file is an
-independent implementation whose parameter names match the official
+https://github.com/DaiShiResearch/TransNeXt (Apache-2.0). This file is an
+independent implementation. Its parameter names match the official
 checkpoints (``patch_embed{i}``, ``block{i}``, ``norm{i}``, ``head``), so the
 released ImageNet-1k ``.pth`` files load without renaming.
 
@@ -64,8 +64,8 @@ def _relative_position_table(
     """Build the log-spaced coordinates fed to the bias MLP and the index into them.
 
     Keys sit at the centres of the average-pooling bins. Offsets are scaled by
-    the grid size at pretraining (``ref_size``) so that the MLP sees the same
-    range at any input size. Returns ``(index, table)``: ``table`` holds each
+    the grid size at pretraining (``ref_size``), so the MLP receives inputs in
+    the same range at any input size. Returns ``(index, table)``: ``table`` holds each
     distinct (dy, dx) once, ``index`` maps every (query, key) pair to its row.
     """
     offsets = []
@@ -118,12 +118,12 @@ def _window_slices(padded: torch.Tensor, window_size: int, feat_size: Tuple[int,
 class _WindowDot(torch.autograd.Function):
     """Dot products of each query with the keys in its sliding window.
 
-    ``q`` and ``k`` are (B, heads, head_dim, H, W); the result is
+    ``q`` and ``k`` are (B, heads, head_dim, H, W). The result is
     (window_size**2, B, heads, H, W) and zero where the window leaves the
-    feature map. Channels sit before the spatial axes so that every product
-    and reduction runs over long contiguous rows. The backward accumulates
-    into one padded buffer with in-place ``addcmul_``, because autograd
-    through nine slices would allocate and zero a padded gradient per slice.
+    feature map. Channels come before the spatial axes, so every product and
+    reduction runs over long contiguous rows. The backward accumulates into
+    one padded buffer with in-place ``addcmul_``. Plain autograd through the
+    nine slices would allocate and zero a padded gradient per slice.
     """
 
     @staticmethod
