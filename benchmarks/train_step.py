@@ -105,6 +105,7 @@ def main() -> None:
 
     variants = [parse_variant(name) for name in args.variants]
     step_times: dict[str, list[float]] = {name: [] for name in args.variants}
+    per_round: dict[str, list[list[float]]] = {name: [] for name in args.variants}
     for round_index in range(args.rounds):
         shift = round_index % len(variants)
         order = list(zip(args.variants, variants))
@@ -121,6 +122,7 @@ def main() -> None:
                 # The first step (model warm-up and, with compile, compilation) is left out as in the bare loop.
                 times = figures["step_s"][1 : args.steps + 1]
             step_times[name].extend(times)
+            per_round[name].append(times)
             logger.info("round %d %s: %s s per step", round_index + 1, name, ", ".join(f"{t:.2f}" for t in times))
 
     reference = statistics.median(step_times[args.variants[0]])
@@ -144,6 +146,7 @@ def main() -> None:
         "batch_size": args.batch_size,
         "precision": "float32 (train.amp=off)",
         "summary": summary,
+        "step_s_per_round": per_round,
     }
     if args.output:
         write_result(args.output, result)
