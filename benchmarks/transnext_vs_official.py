@@ -9,8 +9,8 @@ agree, then measures:
   in train mode at ``--batch-size``;
 * latency: median time of one eval-mode forward at batch size 1.
 
-Both are reported in wall-clock time and in this process's CPU time; the
-models alternate step by step so that both see the same machine load.
+Both are reported in wall-clock time and in this process's CPU time. The
+models alternate step by step, so both see the same machine load.
 
 Example:
 
@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-# The fixture generator already knows how to import the official module.
+# Reuse the fixture generator's importer for the official module.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins" / "transnext" / "tests" / "fixtures"))
 from make_transnext_fixtures import import_official  # noqa: E402
 

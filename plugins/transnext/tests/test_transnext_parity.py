@@ -41,7 +41,8 @@ def test_fixture_sizes_recorded():
 def test_logits_match_official(fixture_tensors, model_from_official_state_dict, size):
     image = fixture_tensors[f"input_{size}"]
     expected = fixture_tensors[f"logits_{size}"]
-    assert image.dtype == torch.float32 and image.shape == (1, 3, size, size)
+    assert image.dtype == torch.float32
+    assert image.shape == (1, 3, size, size)
 
     with torch.no_grad():
         logits = model_from_official_state_dict(image)
@@ -53,7 +54,7 @@ def test_logits_match_official(fixture_tensors, model_from_official_state_dict, 
 
 
 def test_one_model_serves_both_fixture_sizes(fixture_tensors, model_from_official_state_dict):
-    # The official code needed one model per size; ours answers both in either order.
+    # The official code needed one model per size; ours returns both in either order.
     with torch.no_grad():
         late_256 = model_from_official_state_dict(fixture_tensors["input_256"])
         late_224 = model_from_official_state_dict(fixture_tensors["input_224"])
@@ -61,7 +62,7 @@ def test_one_model_serves_both_fixture_sizes(fixture_tensors, model_from_officia
     assert (late_224 - fixture_tensors["logits_224"]).abs().max() < 1e-5
 
 
-def test_checkpoint_from_224_runs_at_384_and_non_square(model_from_official_state_dict):
+def test_224_state_dict_at_other_sizes(model_from_official_state_dict):
     # The fixture has official logits only at 224 and 256, so this checks shape and finiteness.
     for size in [(384, 384), (256, 320)]:
         with torch.no_grad():
