@@ -105,6 +105,19 @@ def test_training_step_non_square(layout):
         assert parameter.grad is not None, name
 
 
+def test_grad_checkpointing_gives_same_gradients():
+    torch.manual_seed(0)
+    model = _tiny().eval()
+    images = torch.randn(1, 3, 112, 112)
+    model(images).sum().backward()
+    expected = model.stem[0].conv.weight.grad.clone()
+
+    model.zero_grad()
+    model.set_grad_checkpointing(True)
+    model(images).sum().backward()
+    torch.testing.assert_close(model.stem[0].conv.weight.grad, expected)
+
+
 def test_unknown_layout_is_rejected():
     with pytest.raises(ValueError, match="unknown layout 'nhwc'"):
         _tiny(layout="nhwc")

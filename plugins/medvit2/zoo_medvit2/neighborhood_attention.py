@@ -10,8 +10,10 @@ The bias for a key is ``rpb[head, (key_y - y) / dilation + k - 1, (key_x - x) /
 dilation + k - 1]`` from a ``(heads, 2k - 1, 2k - 1)`` table.
 
 NATTEN 0.20 and newer dropped the bias table and have no CPU backward pass, so
-this module gathers the neighborhoods with cached index tensors and runs the
-attention as batched matmuls; autograd gives the backward pass on any device.
+this module computes the attention in plain PyTorch: queries are grouped in
+tiles, each tile gathers the union of its windows with cached index tensors,
+and one masked batched matmul per tile does the work. Autograd gives the
+backward pass on any device.
 ``na2d_reference`` is the per-pixel loop that the tests compare against.
 """
 
@@ -57,33 +59,83 @@ def neighborhood_starts(length: int, kernel_size: int, dilation: int) -> list[in
     return starts
 
 
-@lru_cache(maxsize=64)
-def _axis_indices(length: int, kernel_size: int, dilation: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return key positions and bias-table rows, each ``(length, kernel_size)``, for one axis."""
-    starts = torch.tensor(neighborhood_starts(length, kernel_size, dilation), dtype=torch.long)
-    offsets = torch.arange(kernel_size, dtype=torch.long) * dilation
-    keys = starts[:, None] + offsets[None, :]
-    queries = torch.arange(length, dtype=torch.long)[:, None]
-    bias_rows = torch.div(keys - queries, dilation, rounding_mode="floor") + kernel_size - 1
-    return keys, bias_rows
+def _axis_tiles(length: int, kernel_size: int, dilation: int, tile: int) -> list[tuple[list[int], list[int]]]:
+    """Split one axis into query tiles, each with the union of its key windows.
 
-
-@lru_cache(maxsize=64)
-def _flat_indices(
-    height: int, width: int, kernel_size: int, dilation: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return flat key indices into ``height * width`` and flat bias indices into ``(2k - 1) ** 2``.
-
-    Both have shape ``(height * width * kernel_size ** 2,)`` in (query, window row, window column) order.
+    Positions of one residue class modulo ``dilation`` form their own undilated
+    axis, so tiles never mix classes. Returns (query positions, key positions) per tile.
     """
-    keys_y, bias_y = _axis_indices(height, kernel_size, dilation)
-    keys_x, bias_x = _axis_indices(width, kernel_size, dilation)
-    table = 2 * kernel_size - 1
+    starts = neighborhood_starts(length, kernel_size, dilation)
+    tiles = []
+    for residue in range(dilation):
+        positions = list(range(residue, length, dilation))
+        for first in range(0, len(positions), tile):
+            queries = positions[first:first + tile]
+            # Window starts grow with the query position, so the union is one contiguous run.
+            keys = list(range(starts[queries[0]], starts[queries[-1]] + kernel_size * dilation, dilation))
+            tiles.append((queries, keys))
+    return tiles
 
-    # (H, 1, k, 1) and (1, W, 1, k) broadcast to (H, W, k, k).
-    key_index = keys_y[:, None, :, None] * width + keys_x[None, :, None, :]
-    bias_index = bias_y[:, None, :, None] * table + bias_x[None, :, None, :]
-    return key_index.reshape(-1).to(device), bias_index.reshape(-1).to(device)
+
+@lru_cache(maxsize=64)
+def _tile_indices(
+    height: int, width: int, kernel_size: int, dilation: int, tile: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int, int]:
+    """Precompute the gathers of tiled neighborhood attention for one map size.
+
+    Returns flat query indices ``(G * Q,)``, flat key indices ``(G * K,)``, flat
+    bias-table indices ``(G * Q * K,)`` where ``(2k - 1) ** 2`` marks a key
+    outside the query's window, the inverse map from each pixel to its query
+    slot ``(H * W,)``, and the per-tile sizes ``Q`` and ``K``.
+    """
+    table = 2 * kernel_size - 1
+    masked = table * table
+    rows = _axis_tiles(height, kernel_size, dilation, tile)
+    columns = _axis_tiles(width, kernel_size, dilation, tile)
+    max_queries = max(len(q) for q, _ in rows) * max(len(q) for q, _ in columns)
+    max_keys = max(len(k) for _, k in rows) * max(len(k) for _, k in columns)
+    starts_y = torch.tensor(neighborhood_starts(height, kernel_size, dilation))
+    starts_x = torch.tensor(neighborhood_starts(width, kernel_size, dilation))
+
+    query_index, key_index, bias_index = [], [], []
+    inverse = torch.empty(height * width, dtype=torch.long)
+    for query_rows, key_rows in rows:
+        for query_cols, key_cols in columns:
+            qy = torch.tensor(query_rows).repeat_interleave(len(query_cols))
+            qx = torch.tensor(query_cols).repeat(len(query_rows))
+            ky = torch.tensor(key_rows).repeat_interleave(len(key_cols))
+            kx = torch.tensor(key_cols).repeat(len(key_rows))
+            inverse[qy * width + qx] = len(query_index) * max_queries + torch.arange(len(qy))
+
+            # Pad queries by repeating the first one (its output is never read back)
+            # and keys with pixel 0 marked as outside every window.
+            pad_queries = max_queries - len(qy)
+            qy = torch.cat([qy, qy[:1].expand(pad_queries)])
+            qx = torch.cat([qx, qx[:1].expand(pad_queries)])
+            key_valid = torch.arange(max_keys) < len(ky)
+            ky = torch.cat([ky, ky.new_zeros(max_keys - len(ky))])
+            kx = torch.cat([kx, kx.new_zeros(max_keys - len(kx))])
+
+            dy = ky[None, :] - starts_y[qy][:, None]
+            dx = kx[None, :] - starts_x[qx][:, None]
+            inside = (dy >= 0) & (dy < kernel_size * dilation) & (dx >= 0) & (dx < kernel_size * dilation)
+            inside &= key_valid[None, :]
+            bias_y = torch.div(ky[None, :] - qy[:, None], dilation, rounding_mode="floor") + kernel_size - 1
+            bias_x = torch.div(kx[None, :] - qx[:, None], dilation, rounding_mode="floor") + kernel_size - 1
+            bias = torch.where(inside, bias_y * table + bias_x, torch.full_like(bias_y, masked))
+
+            query_index.append(qy * width + qx)
+            key_index.append(ky * width + kx)
+            bias_index.append(bias)
+
+    return (
+        torch.stack(query_index).reshape(-1).to(device),
+        torch.stack(key_index).reshape(-1).to(device),
+        torch.stack(bias_index).reshape(-1).to(device),
+        inverse.to(device),
+        max_queries,
+        max_keys,
+    )
 
 
 def na2d(
@@ -94,35 +146,41 @@ def na2d(
     dilation: int = 1,
     rpb: torch.Tensor | None = None,
     attn_drop: nn.Module | None = None,
+    tile: int = 8,
 ) -> torch.Tensor:
     """Compute neighborhood attention on ``(B, heads, H, W, head_dim)`` tensors.
 
-    ``query`` must already be multiplied by the softmax scale. Returns a tensor of
-    the same shape as ``query``.
+    ``query`` must already be multiplied by the softmax scale. Queries are
+    processed in ``tile`` x ``tile`` tiles that share the union of their key
+    windows, so each tile is one dense matmul with a mask instead of a gather
+    of ``kernel_size ** 2`` keys per query. Returns a tensor shaped like ``query``.
     """
     batch, heads, height, width, head_dim = query.shape
     check_neighborhood_size(height, width, kernel_size, dilation)
-    window = kernel_size * kernel_size
     tokens = height * width
-    key_index, bias_index = _flat_indices(height, width, kernel_size, dilation, query.device)
+    query_index, key_index, bias_index, inverse, tile_queries, tile_keys = _tile_indices(
+        height, width, kernel_size, dilation, tile, query.device,
+    )
+    tiles = key_index.numel() // tile_keys
 
-    key_windows = key.reshape(batch, heads, tokens, head_dim).index_select(2, key_index)
-    key_windows = key_windows.view(batch, heads, tokens, window, head_dim)
-    value_windows = value.reshape(batch, heads, tokens, head_dim).index_select(2, key_index)
-    value_windows = value_windows.view(batch, heads, tokens, window, head_dim)
+    def gather(tensor: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+        flat = tensor.reshape(batch, heads, tokens, head_dim).index_select(2, index)
+        return flat.view(batch, heads, tiles, size, head_dim)
 
-    # (B, h, N, 1, d) @ (B, h, N, d, k*k) -> (B, h, N, k*k)
-    attn = torch.matmul(query.reshape(batch, heads, tokens, 1, head_dim), key_windows.transpose(-1, -2))
-    attn = attn.squeeze(-2)
-    if rpb is not None:
-        bias = rpb.reshape(heads, -1).index_select(1, bias_index).view(heads, tokens, window)
-        attn = attn + bias.to(attn.dtype)
+    query_tiles = gather(query, query_index, tile_queries)
+    key_tiles = gather(key, key_index, tile_keys)
+    value_tiles = gather(value, key_index, tile_keys)
+
+    attn = query_tiles @ key_tiles.transpose(-1, -2)
+    table = rpb.reshape(heads, -1) if rpb is not None else attn.new_zeros(heads, (2 * kernel_size - 1) ** 2)
+    table = torch.cat([table.to(attn.dtype), attn.new_full((heads, 1), float("-inf"))], dim=1)
+    attn = attn + table.index_select(1, bias_index).view(heads, tiles, tile_queries, tile_keys)
     attn = attn.softmax(dim=-1)
     if attn_drop is not None:
         attn = attn_drop(attn)
 
-    out = torch.matmul(attn.unsqueeze(-2), value_windows).squeeze(-2)
-    return out.view(batch, heads, height, width, head_dim)
+    out = (attn @ value_tiles).view(batch, heads, tiles * tile_queries, head_dim)
+    return out.index_select(2, inverse).view(batch, heads, height, width, head_dim)
 
 
 def na2d_reference(
