@@ -64,7 +64,8 @@ def test_windows_stay_inside_and_keep_residue(length, kernel_size, dilation):
     half = kernel_size // 2
     for index, start in enumerate(neighborhood_starts(length, kernel_size, dilation)):
         keys = [start + i * dilation for i in range(kernel_size)]
-        assert keys[0] >= 0 and keys[-1] < length
+        assert keys[0] >= 0
+        assert keys[-1] < length
         assert index in keys
         assert all(key % dilation == index % dilation for key in keys)
         # Away from the borders the window is centred on the query.

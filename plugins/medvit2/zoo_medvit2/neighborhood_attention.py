@@ -2,7 +2,7 @@
 
 Follows the semantics of NATTEN 0.17 (Hassani et al., "Neighborhood Attention
 Transformer", CVPR 2023, and "Dilated Neighborhood Attention Transformer",
-arXiv 2209.15001): each query at (y, x) attends to a ``kernel_size`` x
+arXiv 2209.15001). Each query at (y, x) attends to a ``kernel_size`` x
 ``kernel_size`` grid of keys spaced ``dilation`` apart, taken from the query's
 own residue class modulo the dilation. At the borders the window shifts inward
 instead of being padded, so every query sees exactly ``kernel_size ** 2`` keys.
