@@ -52,6 +52,15 @@ def test_gradients_match_reference(height, width, kernel_size, dilation):
         torch.testing.assert_close(got, expected, rtol=0, atol=1e-10, msg=name)
 
 
+@pytest.mark.parametrize("tile", [1, 3, 5, 16])
+@pytest.mark.parametrize("height, width, kernel_size, dilation", [(8, 11, 3, 1), (11, 7, 3, 2), (14, 14, 7, 2)])
+def test_tile_size_does_not_change_result(height, width, kernel_size, dilation, tile):
+    query, key, value, rpb = _inputs(height, width, kernel_size, seed=2)
+    tiled = na2d(query, key, value, kernel_size, dilation, rpb=rpb, tile=tile)
+    slow = na2d_reference(query, key, value, kernel_size, dilation, rpb=rpb)
+    torch.testing.assert_close(tiled, slow, rtol=0, atol=1e-12)
+
+
 def test_without_bias_matches_reference():
     query, key, value, _ = _inputs(8, 9, 3)
     torch.testing.assert_close(
