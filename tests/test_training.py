@@ -175,3 +175,18 @@ def test_eval_warns_when_data_overlaps_training(tmp_path):
     assert on_other.exit_code == 0, on_other.output
     assert "Testing" in on_other.output
     assert "measure fit" not in on_other.output
+
+
+def test_model_kwargs_size_rule_checked_before_training():
+    from zoo_core.models import ModelConfigError, create_model
+
+    recipe = tiny_recipe("model.kwargs={dilations: [8, 4, 2, 1]}", "data.img_size=128", model="medvit2_tiny")
+    with pytest.raises(ModelConfigError, match="128x128.*medvit2_tiny.*dilations"):
+        create_model(recipe.model, num_classes=4, img_size=128)
+
+
+def test_unsupported_size_error_names_size_and_rule():
+    from zoo_core.models import ModelConfigError, check_img_size
+
+    with pytest.raises(ModelConfigError, match="input size 138x138.*multiples of 32"):
+        check_img_size("transnext_tiny", 138)

@@ -52,7 +52,9 @@ def check_img_size(model_name: str, img_size: int | tuple[int, int]) -> None:
     try:
         spec.check_img_size(height, width)
     except ValueError as error:
-        raise ModelConfigError(f"data.img_size={height}x{width} does not suit {model_name}: {error}") from None
+        raise ModelConfigError(
+            f"input size {height}x{width} (data.img_size in a recipe) does not suit {model_name}: {error}"
+        ) from None
 
 
 # ----- Hugging Face cache and offline mode ------------------------------------------------
@@ -374,6 +376,16 @@ def create_model(model_config, num_classes: int, img_size: int | None = None) ->
         drop_path_rate=model_config.drop_path_rate,
         **model_config.kwargs,
     )
+    # The registered rule assumes default arguments; a model built with other
+    # kwargs (e.g. MedViTV2 dilations) can check its own size rule.
+    if img_size is not None and callable(getattr(model, "check_input_size", None)):
+        try:
+            model.check_input_size(img_size, img_size)
+        except ValueError as error:
+            raise ModelConfigError(
+                f"input size {img_size}x{img_size} (data.img_size in a recipe) does not suit {spec.name} "
+                f"with model.kwargs={model_config.kwargs}: {error}"
+            ) from None
     if model_config.pretrained is None:
         return model
 

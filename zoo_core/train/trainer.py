@@ -33,7 +33,7 @@ from zoo_core.cache import cached_split_datasets
 from zoo_core.data.classes import CLASS_NAMES
 from zoo_core.data.datasets import DatasetSplits, ImageDataset
 from zoo_core.evaluate.metrics import classification_report
-from zoo_core.models import count_parameters, create_model
+from zoo_core.models import check_img_size, count_parameters, create_model
 from zoo_core.plugins import get_registries, loaded_plugins
 from zoo_core.recipe import Recipe
 from zoo_core.train import checkpoint as ckpt
@@ -267,6 +267,8 @@ class DefaultTrainer:
         np.random.seed((recipe.seed + context.rank) % 2**32)
         torch.manual_seed(recipe.seed + context.rank)
 
+        # Fail on an unsupported input size before spending time on the data.
+        check_img_size(recipe.model.name, recipe.data.img_size)
         splits = self._build_data(context)
         if context.is_main:
             logger.info("data: %s", json.dumps(splits.counts()))
