@@ -259,6 +259,8 @@ def open_or_build_cache(paths: Sequence[str], base_size: int, interpolation: str
     hashes = list(hashes) if hashes is not None else _hash_files(list(paths))
     key = _cache_key(hashes, base_size, interpolation)
     folder = root / key
+    # NOTE: caches of earlier image sets are never removed, because another dataset
+    # may still use them. Deleting ``root`` is safe: what is missing is rebuilt.
 
     if not (folder / INDEX_FILE).is_file():
         with _file_lock(root / f"{key}.lock"):
