@@ -72,6 +72,11 @@ class AugmentConfig(_Section):
     """Training and evaluation transforms."""
 
     policy: str = Field("mri", description="registered augmentation policy")
+    backend: Literal["pil", "tensor"] = Field(
+        "pil",
+        description="pil: timm's per-image PIL transforms; tensor: batched uint8 tensor augmentation "
+        "of cached images (needs data.cache), on the GPU when training on one",
+    )
     randaugment_magnitude: int = Field(9, ge=0, le=30, description="RandAugment magnitude")
     randaugment_num_ops: int = Field(2, ge=0, le=10, description="RandAugment operations per image")
     hflip: float = Field(0.5, ge=0.0, le=1.0, description="horizontal flip probability")
