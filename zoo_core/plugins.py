@@ -123,7 +123,7 @@ def _load(extra_plugins: tuple[object, ...] = ()) -> _State:
     for module_name in _split_env("ZOO_PLUGIN_MODULES"):
         module = importlib.import_module(module_name)
         manager.register(module, name=module_name)
-        plugins[module_name] = PluginInfo(module_name, getattr(module, "__version__", "local"), "(module)")
+        plugins[module_name] = PluginInfo(module_name, getattr(module, "__version__", "local"), "ZOO_PLUGIN_MODULES")
 
     for plugin in extra_plugins:
         name = getattr(plugin, "__name__", repr(plugin))

@@ -18,16 +18,21 @@ def models(params, num_classes):
     registry = get_registries().models
     if not len(registry):
         raise click.ClickException("no models registered; install a plugin, e.g. pip install brain-zoo[rdnet]")
-    rows = [("model", "family", "plugin", "params (M)", "input", "sizes")]
+    rows = [("model", "family", "plugin", "params (M)", "input")]
+    rules: dict[str, str] = {}
     for spec in sorted(registry, key=lambda s: (s.family, s.name)):
         count = "-"
         if params:
             count = f"{_count_parameters(timm, torch, spec.name, num_classes) / 1e6:.2f}"
         rows.append((spec.name, spec.family, registry.owners[spec.name], count,
-                     f"{spec.default_img_size}x{spec.default_img_size}", spec.size_rule))
+                     f"{spec.default_img_size}x{spec.default_img_size}"))
+        rules.setdefault(spec.family, spec.size_rule)
     _print_table(rows)
     if params:
         click.echo(f"\nparameter counts with a {num_classes}-class head")
+    click.echo("\ninput sizes each family accepts:")
+    for family, rule in rules.items():
+        click.echo(f"  {family}: {rule}")
 
 
 @click.command()

@@ -401,7 +401,7 @@ class MedViT2(nn.Module):
             grid_min=kan_grid_min, grid_max=kan_grid_max, num_grids=kan_num_grids, denominator=kan_denominator,
         )
         block_kinds = _stage_block_kinds(depths)
-        dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        dpr = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()
         in_chs = stem_chs[-1]
         reduction = 4
         block_index = 0
