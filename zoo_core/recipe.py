@@ -9,6 +9,7 @@ resolved recipe is written to every run folder and loads back unchanged.
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -192,6 +193,9 @@ def _describe_error(error: dict[str, Any], source: str) -> str:
     return f"invalid value {value!r} for '{key}' in {source}: {error['msg']}"
 
 
+_SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """Split ``KEY=VALUE`` and parse VALUE as YAML (so 5e-5, true, null and [1, 2] work)."""
     key, sep, raw = text.partition("=")
@@ -202,12 +206,9 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as error:
         raise RecipeError(f"invalid value in override {text!r}: {error}") from None
-    # YAML 1.1 reads "5e-5" as a string; accept it as a float as a user would expect.
-    if isinstance(value, str):
-        try:
-            value = float(value) if any(c in value.lower() for c in "e.") else value
-        except ValueError:
-            pass
+    # YAML 1.1 reads "5e-5" (no dot in the mantissa) as a string; accept it as a float.
+    if isinstance(value, str) and _SCIENTIFIC.match(value.strip()):
+        value = float(value)
     return key, value
 
 
@@ -234,7 +235,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 def recipe_from_dict(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
     if not isinstance(data, dict):
-        raise RecipeError(f"{source} must hold a YAML mapping with sections model, data, ...; got {type(data).__name__}")
+        raise RecipeError(f"{source} must contain a YAML mapping with sections model, data, ...; got {type(data).__name__}")
     try:
         return Recipe.model_validate(data)
     except ValidationError as error:
@@ -252,13 +253,13 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     except yaml.YAMLError as error:
         raise RecipeError(f"{path} is not valid YAML: {error}") from None
     if not isinstance(data, dict):
-        raise RecipeError(f"{path} must hold a YAML mapping with sections model, data, ...")
+        raise RecipeError(f"{path} must contain a YAML mapping with sections model, data, ...")
     apply_overrides(data, overrides or [])
     return recipe_from_dict(data, str(path))
 
 
 def reference_markdown() -> str:
-    """Render every recipe key with its type, default and description as Markdown tables."""
+    """Render every recipe key with its default and description as Markdown tables."""
     lines = []
     top = [(name, info) for name, info in Recipe.model_fields.items() if name in ("name", "seed")]
     sections = [(name, info) for name, info in Recipe.model_fields.items() if name not in ("name", "seed")]

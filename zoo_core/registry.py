@@ -1,8 +1,8 @@
 """Typed registries for models, datasets, augmentation policies and trainers.
 
-Plugins fill them through the hooks in :mod:`zoo_core.hookspecs`; the rest of
-the core looks items up by name and gets an error that names the closest
-registered name when a lookup fails.
+Plugins fill them through the hooks in :mod:`zoo_core.hookspecs`. The rest of
+the core looks items up by name, and a failed lookup raises an error that
+names the closest registered name.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ class ModelSpec:
 
     ``name`` is the timm model name. ``check_img_size(height, width)`` raises
     ``ValueError`` naming the size and the rule when the model cannot run at
-    that size; ``size_rule`` says the same rule in words for ``zoo models``.
+    that size; ``size_rule`` states the same rule in words for ``zoo models``.
     """
 
     name: str

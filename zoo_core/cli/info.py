@@ -6,7 +6,7 @@ import click
 
 
 @click.command()
-@click.option("--params/--no-params", default=True, help="Count parameters (builds each model once on the CPU).")
+@click.option("--params/--no-params", default=True, help="Count parameters (builds each model on the meta device where it can, else on the CPU).")
 @click.option("--num-classes", default=4, show_default=True, help="Classifier outputs used when counting parameters.")
 def models(params, num_classes):
     """List registered architectures with parameter counts and default input size."""

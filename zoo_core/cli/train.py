@@ -48,7 +48,7 @@ def _launch_torchrun(nproc: int) -> None:
 
 
 def _free_run_dir(path: Path) -> Path:
-    """Return ``path``, or the first of ``path-2``, ``path-3``, ... that holds no run yet."""
+    """Return ``path``, or the first of ``path-2``, ``path-3``, ... that contains no run yet."""
     candidate = path
     number = 1
     while (candidate / "recipe.yaml").exists():
@@ -72,7 +72,7 @@ def _free_run_dir(path: Path) -> Path:
 def train(recipe_path, overrides, output, resume_dir, seeds, nproc_per_node, progress):
     """Train a model from a RECIPE YAML file and write a run folder.
 
-    The run folder holds recipe.yaml (the resolved recipe, which `zoo train`
+    The run folder contains recipe.yaml (the resolved recipe, which `zoo train`
     accepts again), metrics.jsonl, checkpoints/last and checkpoints/best,
     summary.json and curves.png.
     """

@@ -148,5 +148,5 @@ def load_optimizer_tensors(folder: Path) -> dict[str, torch.Tensor]:
     folder = resolve_checkpoint(folder)
     path = folder / OPTIMIZER_FILE
     if not path.is_file():
-        raise CheckpointError(f"{folder} holds no optimizer state, so it cannot be resumed from")
+        raise CheckpointError(f"{folder} has no {OPTIMIZER_FILE}, so training cannot resume from it; resume from checkpoints/last")
     return load_file(path)

@@ -21,7 +21,7 @@ def prepare_run_dir(recipe: Recipe, run_dir: Path, resume: bool) -> None:
         return
     if (run_dir / "metrics.jsonl").exists() or (run_dir / "checkpoints").exists():
         raise FileExistsError(
-            f"run folder {run_dir} already holds a run; pass another --output, delete it, "
+            f"run folder {run_dir} already contains a run; pass another --output, delete it, "
             f"or continue it with: zoo train --resume {run_dir}"
         )
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,9 @@
 """The default trainer: AdamW, cosine schedule with warmup, AMP, early stopping, DDP and exact resume.
 
-Flow of :meth:`DefaultTrainer.fit`: build the data splits, transforms and model;
-restore the last checkpoint when resuming; then for each epoch train, validate
-on the held-out part of Training, append a line to ``metrics.jsonl`` and write
-the ``last`` (and, on a new lowest validation loss, ``best``) checkpoint. When
+:meth:`DefaultTrainer.fit` builds the data splits, transforms and model, and
+restores the last checkpoint when resuming. Each epoch then trains, validates
+on the held-out part of Training, appends a line to ``metrics.jsonl`` and
+writes the ``last`` checkpoint, plus ``best`` on a new lowest validation loss. When
 training ends, the best weights are evaluated once on the Testing split and
 ``summary.json`` is written. Testing never influences the choice of epoch.
 """
@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 
 class Trainer(Protocol):
-    """What ``zoo train`` needs from a trainer registered through ``register_trainers``."""
+    """Interface of a trainer registered through ``register_trainers`` and run by ``zoo train``."""
 
     def __init__(self, recipe: Recipe, run_dir: Path, resume: bool = False, progress: bool = True): ...
 
@@ -59,7 +59,7 @@ class Trainer(Protocol):
 
 
 class TrainingError(RuntimeError):
-    """Training cannot go on; the message says why and what to change."""
+    """Error that stops training; the message gives the cause and the setting to change."""
 
 
 class TrainingInterrupted(RuntimeError):
