@@ -55,6 +55,12 @@ class MriPolicy:
             re_prob=0.0,
         )
 
+    def tensor_train_transform(self, seed: int) -> Callable:
+        """Return the batched tensor version of :meth:`train_transform`, used with ``augment.backend=tensor``."""
+        from zoo_core.augment.tensor import TensorAugment
+
+        return TensorAugment.from_config(self.config, self.img_size, seed)
+
     def eval_transform(self) -> Callable:
         return create_transform(
             input_size=self.img_size,

@@ -116,3 +116,54 @@ class EvalDataset(Dataset):
     def __getitem__(self, key: tuple[int, int]):
         image, label = self.base[key[0]]
         return self.transform(image), label
+
+
+class CachedUint8TrainDataset(Dataset):
+    """Cached training images as stored (uint8, one or three channels), keyed by ``(index, epoch)`` pairs.
+
+    Used with ``augment.backend=tensor``: the images are augmented a batch at
+    a time on the training device, seeded by the keys that this dataset returns.
+    """
+
+    def __init__(self, base):
+        if not hasattr(base, "cache") or not hasattr(base, "hashes"):
+            raise TypeError(
+                f"{type(base).__name__} is not a decoded-image cache dataset; augment.backend=tensor "
+                "needs data.cache=true"
+            )
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, key: tuple[int, int]):
+        index, epoch = key
+        array = self.base.cache.array(self.base.hashes[index])
+        return array, self.base.samples[index].label, index, epoch
+
+
+def collate_padded_uint8(batch):
+    """Stack cached images of different sizes into one uint8 (B, C, H, W) batch, edge-padded at the bottom and right.
+
+    Returns ``(images, sizes, keys, labels)``: ``sizes`` (B, 2) are the true
+    heights and widths and ``keys`` (B, 2) the ``(index, epoch)`` pairs.
+    Padding keeps every pixel of every image, so random resized crops can be
+    drawn from the whole image as the PIL path does. Edge values (not zeros)
+    fill the padding, so bilinear samples at an image's last row or column read
+    that row or column again, as PIL's resampling clamps at the border.
+    """
+    arrays = [item[0] for item in batch]
+    channels = 3 if any(array.ndim == 3 for array in arrays) else 1
+    height = max(array.shape[0] for array in arrays)
+    width = max(array.shape[1] for array in arrays)
+    images = np.empty((len(arrays), channels, height, width), dtype=np.uint8)
+    for row, array in enumerate(arrays):
+        planes = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+        if planes.shape[0] != channels:
+            planes = np.repeat(planes, channels, axis=0)
+        pad = ((0, 0), (0, height - array.shape[0]), (0, width - array.shape[1]))
+        images[row] = np.pad(planes, pad, mode="edge")
+    sizes = torch.tensor([array.shape[:2] for array in arrays], dtype=torch.long)
+    keys = torch.tensor([(item[2], item[3]) for item in batch], dtype=torch.long)
+    labels = torch.tensor([item[1] for item in batch], dtype=torch.long)
+    return torch.from_numpy(images), sizes, keys, labels

@@ -44,7 +44,13 @@ from zoo_core.train.distributed import (
     cleanup_distributed,
     setup_distributed,
 )
-from zoo_core.train.sampling import EpochSampler, EvalDataset, SeededTrainDataset
+from zoo_core.train.sampling import (
+    CachedUint8TrainDataset,
+    EpochSampler,
+    EvalDataset,
+    SeededTrainDataset,
+    collate_padded_uint8,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +146,8 @@ class DefaultTrainer:
         self.resume = resume
         self.progress = progress
         self._signal_name: str | None = None
+        # Batched augmentation applied on the device with augment.backend=tensor; None with pil.
+        self._device_augment = None
 
     # ----- setup -------------------------------------------------------------------------
 
@@ -176,10 +184,11 @@ class DefaultTrainer:
                                          progress=self.progress and context.is_main)
         return datasets["train"], datasets["val"]
 
-    def _loader(self, dataset, sampler, batch_size: int, context: DistributedContext) -> DataLoader:
+    def _loader(self, dataset, sampler, batch_size: int, context: DistributedContext, collate_fn=None) -> DataLoader:
         workers = self.recipe.data.num_workers
         return DataLoader(
             dataset,
+            collate_fn=collate_fn,
             batch_size=batch_size,
             sampler=sampler,
             num_workers=workers,
@@ -267,8 +276,11 @@ class DefaultTrainer:
         np.random.seed((recipe.seed + context.rank) % 2**32)
         torch.manual_seed(recipe.seed + context.rank)
 
-        # Fail on an unsupported input size before spending time on the data.
+        # Fail on an unsupported input size or backend before spending time on the data.
         check_img_size(recipe.model.name, recipe.data.img_size)
+        if recipe.augment.backend == "tensor" and not recipe.data.cache:
+            raise TrainingError("augment.backend=tensor augments decoded images from the cache, but data.cache "
+                                "is false; set data.cache=true or augment.backend=pil")
         splits = self._build_data(context)
         if context.is_main:
             logger.info("data: %s", json.dumps(splits.counts()))
@@ -300,12 +312,18 @@ class DefaultTrainer:
             train_model = torch.compile(train_model)
 
         train_images, val_images = self._image_datasets(splits, context)
-        train_set = SeededTrainDataset(train_images, policy.train_transform(), recipe.seed)
+        collate_fn = None
+        if recipe.augment.backend == "tensor":
+            self._device_augment = self._tensor_transform(policy)
+            train_set = CachedUint8TrainDataset(train_images)
+            collate_fn = collate_padded_uint8
+        else:
+            train_set = SeededTrainDataset(train_images, policy.train_transform(), recipe.seed)
         val_set = EvalDataset(val_images, policy.eval_transform())
         train_sampler = EpochSampler(len(train_set), True, recipe.seed, context.rank, context.world_size, pad=True)
         val_sampler = EpochSampler(len(val_set), False, recipe.seed, context.rank, context.world_size, pad=False)
         eval_batch = train_cfg.eval_batch_size or train_cfg.batch_size
-        train_loader = self._loader(train_set, train_sampler, train_cfg.batch_size, context)
+        train_loader = self._loader(train_set, train_sampler, train_cfg.batch_size, context, collate_fn)
         val_loader = self._loader(val_set, val_sampler, eval_batch, context)
         batches_per_epoch = math.ceil(train_sampler.shard_size() / train_cfg.batch_size)
         steps_per_epoch = math.ceil(batches_per_epoch / train_cfg.grad_accum_steps)
@@ -448,9 +466,8 @@ class DefaultTrainer:
         batch_index = start_batch
         optimizer.zero_grad(set_to_none=True)
         try:
-            for images, labels in iterator:
-                images = images.to(context.device, non_blocking=True, memory_format=memory_format)
-                labels = labels.to(context.device, non_blocking=True)
+            for batch in iterator:
+                images, labels = self._batch_to_device(batch, context, memory_format)
                 targets = labels
                 if mixup is not None:
                     images, targets = mixup(images, labels)
@@ -502,6 +519,23 @@ class DefaultTrainer:
         if context.is_distributed:
             state["partial"] = {"loss_sum": loss_sum, "correct": correct, "count": count}
         return False
+
+    def _tensor_transform(self, policy):
+        build = getattr(policy, "tensor_train_transform", None)
+        if build is None:
+            raise TrainingError(f"augmentation policy {self.recipe.augment.policy!r} has no batched tensor version; "
+                                "set augment.backend=pil")
+        return build(self.recipe.seed)
+
+    def _batch_to_device(self, batch, context: DistributedContext, memory_format) -> tuple[torch.Tensor, torch.Tensor]:
+        """Move a training batch to the device; with ``augment.backend=tensor`` also augment it there."""
+        if self._device_augment is None:
+            images, labels = batch
+            images = images.to(context.device, non_blocking=True, memory_format=memory_format)
+            return images, labels.to(context.device, non_blocking=True)
+        images, sizes, keys, labels = batch
+        images = self._device_augment(images.to(context.device, non_blocking=True), sizes, keys)
+        return images.contiguous(memory_format=memory_format), labels.to(context.device, non_blocking=True)
 
     def _check_finite(self, loss: torch.Tensor, epoch: int, batch_index: int, context: DistributedContext) -> None:
         finite = bool(torch.isfinite(loss.detach()))
