@@ -32,8 +32,8 @@ the same arguments as in timm:
 
 Where this differs from timm's PIL path:
 
-* The crop is resized with ``torchvision.ops.roi_align`` (bilinear, one
-  sample per output pixel, no antialiasing) instead of PIL's bicubic resize.
+* The crop is resized bilinearly, one sample per output pixel and without
+  antialiasing, instead of with PIL's bicubic resize.
   A crop is never larger than its image, so it shrinks by at most about
   (4/3) / crop_pct per side. Rotate, shear and translate use bilinear
   ``grid_sample`` instead of bicubic.
@@ -56,7 +56,6 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from torchvision.ops import roi_align
 
 from zoo_core.train.sampling import sample_seed
 
@@ -276,12 +275,46 @@ def _affine_theta(name: str, argument: torch.Tensor) -> torch.Tensor:
     return theta
 
 
+def _affine_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    # Same grid as F.affine_grid(align_corners=False), which runs a slow bmm on CPU, from broadcast multiply-adds.
+    xs = (torch.arange(width, device=theta.device, dtype=theta.dtype) * 2 + 1) / width - 1
+    ys = (torch.arange(height, device=theta.device, dtype=theta.dtype) * 2 + 1) / height - 1
+    xs = xs.view(1, 1, width)
+    ys = ys.view(1, height, 1)
+    coefficient = theta.view(-1, 6, 1, 1).unbind(dim=1)
+    grid_x = coefficient[0] * xs + coefficient[1] * ys + coefficient[2]
+    grid_y = coefficient[3] * xs + coefficient[4] * ys + coefficient[5]
+    return torch.stack([grid_x, grid_y], dim=-1)
+
+
 def warp_affine(image: torch.Tensor, theta: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
     """Resample ``image`` with ``theta`` (n, 2, 3), filling pixels from outside the image with ``fill`` (C,)."""
-    grid = F.affine_grid(theta.to(image.device, image.dtype), list(image.shape), align_corners=False)
+    grid = _affine_grid(theta.to(image.device, image.dtype), image.shape[2], image.shape[3])
     fill = fill.view(1, -1, 1, 1)
     # Zero padding of (image - fill), plus fill, pads with fill exactly for bilinear sampling.
     return F.grid_sample(image - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill
+
+
+def resized_crop(images: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize the (x0, y0, x1, y1) pixel ``boxes`` of a uint8 batch to ``size`` x ``size`` floats, mirroring where ``flip``.
+
+    Bilinear sampling at the output pixel centres, one sample per output
+    pixel, as ``torchvision.ops.roi_align(..., sampling_ratio=1, aligned=True)``
+    computes, but through ``grid_sample``, which is about three times faster
+    on CPU (torch 2.14, torchvision 0.29).
+    """
+    count, _, height, width = images.shape
+    device = images.device
+    boxes = boxes.to(device)
+    steps = (torch.arange(size, device=device, dtype=torch.float32) + 0.5) / size
+    steps = steps.view(1, size)
+    mirrored = torch.where(flip.to(device).view(-1, 1), steps.flip(-1), steps)
+    # Pixel coordinates (pixel k spans [k, k + 1]) to grid_sample's [-1, 1] with align_corners=False.
+    xs = 2 * (boxes[:, 0:1] + mirrored * (boxes[:, 2:3] - boxes[:, 0:1])) / width - 1
+    ys = 2 * (boxes[:, 1:2] + steps * (boxes[:, 3:4] - boxes[:, 1:2])) / height - 1
+    grid = torch.stack(torch.broadcast_tensors(xs.view(count, 1, size), ys.view(count, size, 1)), dim=-1)
+    # Border padding reads the edge-padded pixels, which equal the image's last row and column.
+    return F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def _op_argument(name: str, magnitude: torch.Tensor, sign: torch.Tensor) -> torch.Tensor | None:
@@ -376,12 +409,8 @@ class TensorAugment:
         device = images.device
 
         boxes = _crop_boxes(params["crop"], sizes.cpu(), self.scale, self.ratio)
-        rois = torch.cat([torch.arange(len(boxes), dtype=torch.float32).view(-1, 1), boxes], dim=1)
-        output = roi_align(images.float(), rois.to(device), output_size=(self.img_size, self.img_size),
-                           spatial_scale=1.0, sampling_ratio=1, aligned=True)
-
-        flip = (params["flip"] < self.hflip).to(device)
-        output = torch.where(flip.view(-1, 1, 1, 1), output.flip(-1), output)
+        flip = params["flip"] < self.hflip
+        output = resized_crop(images, boxes, flip, self.img_size)
 
         for slot in range(self.num_ops):
             output = self._apply_slot(output, params, slot)
