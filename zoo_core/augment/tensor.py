@@ -282,9 +282,10 @@ def _affine_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
     xs = xs.view(1, 1, width)
     ys = ys.view(1, height, 1)
     coefficient = theta.view(-1, 6, 1, 1).unbind(dim=1)
-    grid_x = coefficient[0] * xs + coefficient[1] * ys + coefficient[2]
-    grid_y = coefficient[3] * xs + coefficient[4] * ys + coefficient[5]
-    return torch.stack([grid_x, grid_y], dim=-1)
+    grid = theta.new_empty(len(theta), height, width, 2)
+    grid[..., 0] = coefficient[0] * xs + coefficient[1] * ys + coefficient[2]
+    grid[..., 1] = coefficient[3] * xs + coefficient[4] * ys + coefficient[5]
+    return grid
 
 
 def warp_affine(image: torch.Tensor, theta: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
@@ -312,7 +313,10 @@ def resized_crop(images: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor, 
     # Pixel coordinates (pixel k spans [k, k + 1]) to grid_sample's [-1, 1] with align_corners=False.
     xs = 2 * (boxes[:, 0:1] + mirrored * (boxes[:, 2:3] - boxes[:, 0:1])) / width - 1
     ys = 2 * (boxes[:, 1:2] + steps * (boxes[:, 3:4] - boxes[:, 1:2])) / height - 1
-    grid = torch.stack(torch.broadcast_tensors(xs.view(count, 1, size), ys.view(count, size, 1)), dim=-1)
+    # Filling an empty grid is about three times faster on CPU than torch.stack of the broadcast coordinates.
+    grid = torch.empty(count, size, size, 2, device=device)
+    grid[..., 0] = xs.view(count, 1, size)
+    grid[..., 1] = ys.view(count, size, 1)
     # Border padding reads the edge-padded pixels, which equal the image's last row and column.
     return F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
 
