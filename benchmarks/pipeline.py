@@ -7,7 +7,12 @@ batches through a ``DataLoader`` with ``--workers`` worker processes:
 
 * ``plain``: ``torchvision.datasets.ImageFolder`` with ``timm.data.create_transform``;
 * ``zoo``: brain-zoo's training dataset (``ImageDataset`` in ``SeededTrainDataset``);
-* ``zoo_cached``: the same on the decoded-image cache (built once before timing).
+* ``zoo_cached``: the same on the decoded-image cache (built once before timing);
+* ``zoo_cached_tensor``: the cached uint8 images, edge-padded into batches and
+  augmented a batch at a time by ``zoo_core.augment.tensor.TensorAugment``
+  on the CPU, where the trainer runs it with ``augment.backend=tensor``: in the
+  workers when there are any (they send uint8 batches, which this process
+  normalises), else all in this process.
 
 Each pipeline first runs one untimed epoch. Then the timed epochs alternate
 between the pipelines, in a rotated order, so a change in machine load reaches
@@ -35,11 +40,18 @@ from torchvision.datasets import ImageFolder
 
 from _common import machine_info, make_kaggle_like, spread, write_result
 from zoo_core.augment.policy import MriPolicy
+from zoo_core.augment.tensor import TensorAugment
 from zoo_core.cache import CachedImageDataset, cache_base_size, open_or_build_cache
 from zoo_core.data.datasets import ImageDataset
 from zoo_core.data.folder import scan_class_folders, to_samples
 from zoo_core.recipe import AugmentConfig
-from zoo_core.train.sampling import EpochSampler, SeededTrainDataset
+from zoo_core.train.sampling import (
+    AugmentingCollate,
+    CachedUint8TrainDataset,
+    EpochSampler,
+    SeededTrainDataset,
+    collate_padded_uint8,
+)
 
 logger = logging.getLogger("benchmarks.pipeline")
 
@@ -67,6 +79,15 @@ def zoo_loader(images, config: AugmentConfig, img_size: int, batch_size: int, wo
                       persistent_workers=workers > 0)
 
 
+def tensor_loader(images: CachedImageDataset, augment: TensorAugment, batch_size: int,
+                  workers: int) -> DataLoader:
+    """Return the loader of ``augment.backend=tensor`` on the CPU; ``run_epoch`` augments when there are no workers."""
+    sampler = EpochSampler(len(images), shuffle=True, seed=0)
+    collate_fn = AugmentingCollate(augment) if workers > 0 else collate_padded_uint8
+    return DataLoader(CachedUint8TrainDataset(images), batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      persistent_workers=workers > 0, collate_fn=collate_fn)
+
+
 def _worker_cpu_seconds(loader: DataLoader) -> float:
     """Return the user + system CPU seconds used so far by the loader's persistent worker processes."""
     # NOTE: reads DataLoader's private ``_iterator._workers``; fine for a benchmark, not for the package.
@@ -82,15 +103,22 @@ def _worker_cpu_seconds(loader: DataLoader) -> float:
     return total
 
 
-def run_epoch(loader: DataLoader, epoch: int) -> tuple[int, float, float]:
-    """Iterate one epoch and return (images, wall seconds, CPU seconds of this process and its workers)."""
+def run_epoch(loader: DataLoader, epoch: int, augment: TensorAugment | None = None) -> tuple[int, float, float]:
+    """Iterate one epoch and return (images, wall seconds, CPU seconds of this process and its workers).
+
+    With ``augment``, this process augments each padded uint8 batch, or normalises each batch that
+    ``AugmentingCollate`` augmented in the workers, and that time is counted.
+    """
     sampler = loader.sampler
     if isinstance(sampler, EpochSampler):
         sampler.set_epoch(epoch)
     count = 0
     cpu_start = time.process_time() + _worker_cpu_seconds(loader)
     start = time.perf_counter()
-    for images, _ in loader:
+    for batch in loader:
+        images = batch[0]
+        if augment is not None:
+            images = augment(*batch[:3]) if len(batch) == 4 else augment.normalize(images)
         count += images.shape[0]
     wall = time.perf_counter() - start
     return count, wall, time.process_time() + _worker_cpu_seconds(loader) - cpu_start
@@ -105,14 +133,17 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     parser.add_argument("--rounds", type=int, default=5, help="timed epochs per pipeline")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads of this process, which runs zoo_cached_tensor's augmentation")
     parser.add_argument("--output", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.workers == 0:
-        # DataLoader workers run torch with one thread. In the main process the
-        # per-image ToTensor and Normalize would otherwise use every core, which
-        # is more than ten times slower on a loaded 2-core machine.
-        torch.set_num_threads(1)
+    # DataLoader workers run torch with one thread. In this process the per-image
+    # ToTensor and Normalize (no workers) and the batched augmentation would
+    # otherwise use every core, and their threads wait for each other and for the
+    # workers: on a 2-core machine with 2 workers, zoo_cached_tensor took 17 CPU ms
+    # per image with 2 threads instead of well under 1 ms.
+    torch.set_num_threads(args.threads)
 
     scratch = tempfile.TemporaryDirectory(prefix="zoo-bench-")
     data_root = args.data or Path(scratch.name) / "data"
@@ -134,16 +165,20 @@ def main() -> None:
         "zoo_cached": zoo_loader(CachedImageDataset(samples, hashes, cache), config, args.img_size,
                                  args.batch_size, args.workers),
     }
+    tensor_augment = TensorAugment.from_config(config, args.img_size, seed=0)
+    loaders["zoo_cached_tensor"] = tensor_loader(CachedImageDataset(samples, hashes, cache), tensor_augment,
+                                                 args.batch_size, args.workers)
+    augments = {"zoo_cached_tensor": tensor_augment}
     names = list(loaders)
     for name in names:
-        run_epoch(loaders[name], epoch=0)
+        run_epoch(loaders[name], epoch=0, augment=augments.get(name))
 
     throughput: dict[str, list[float]] = {name: [] for name in names}
     cpu_ms: dict[str, list[float]] = {name: [] for name in names}
     for round_index in range(args.rounds):
         order = names[round_index % len(names):] + names[: round_index % len(names)]
         for name in order:
-            count, seconds, cpu_seconds = run_epoch(loaders[name], epoch=round_index + 1)
+            count, seconds, cpu_seconds = run_epoch(loaders[name], epoch=round_index + 1, augment=augments.get(name))
             throughput[name].append(count / seconds)
             cpu_ms[name].append(1000 * cpu_seconds / count)
         logger.info("round %d: %s", round_index + 1,
@@ -171,7 +206,7 @@ def main() -> None:
     for name in names:
         figures = result["images_per_s"][name]
         ratio = result["ratio_to_plain"][name]
-        print(f"{name:>11}: {figures['median']:7.1f} img/s (min {figures['min']:.1f}, max {figures['max']:.1f}); "
+        print(f"{name:>17}: {figures['median']:7.1f} img/s (min {figures['min']:.1f}, max {figures['max']:.1f}); "
               f"x{ratio['median']:.2f} of plain (min {ratio['min']:.2f}, max {ratio['max']:.2f}); "
               f"{result['cpu_ms_per_image'][name]['median']:.2f} CPU ms per image, "
               f"x{result['cpu_efficiency_ratio_to_plain'][name]['median']:.2f} of plain")

@@ -406,11 +406,19 @@ class TensorAugment:
             sizes: (B, 2) true heights and widths.
             keys: (B, 2) of (index, epoch); the augmentation of a sample depends only on these and the seed.
         """
+        return self.normalize(self.augment_pixels(images, sizes, keys))
+
+    def augment_pixels(self, images: torch.Tensor, sizes: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """Crop, flip and RandAugment a batch as :meth:`__call__` does, and return uint8 (B, C, img_size, img_size).
+
+        The result is rounded to uint8, as PIL's images are. Together with
+        :meth:`normalize` this lets DataLoader workers send uint8 batches,
+        a twelfth of the bytes of normalised float RGB for grey images.
+        """
         if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] not in (1, 3):
             raise ValueError(f"expected uint8 images of shape (B, 1 or 3, H, W), got {images.dtype} "
                              f"{tuple(images.shape)}")
         params = draw_sample_params(keys.cpu(), self.seed, self.num_ops)
-        device = images.device
 
         boxes = _crop_boxes(params["crop"], sizes.cpu(), self.scale, self.ratio)
         flip = params["flip"] < self.hflip
@@ -418,11 +426,15 @@ class TensorAugment:
 
         for slot in range(self.num_ops):
             output = self._apply_slot(output, params, slot)
+        return output.round_().clamp_(0.0, 255.0).to(torch.uint8)
 
-        # (x / 255 - mean) / std as one multiply-add, which also expands one channel to three.
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Return float32 (B, 3, H, W) ``(pixels / 255 - mean) / std`` of uint8 (B, 1 or 3, H, W) ``pixels``."""
+        device = pixels.device
+        # One multiply-add, which also expands one channel to three.
         scale = (1.0 / (255.0 * self.std)).to(device).view(1, 3, 1, 1)
         shift = (-self.mean / self.std).to(device).view(1, 3, 1, 1)
-        return torch.addcmul(shift, output, scale)
+        return torch.addcmul(shift, pixels.float(), scale)
 
     def _apply_slot(self, images: torch.Tensor, params: dict[str, torch.Tensor], slot: int) -> torch.Tensor:
         """Apply operation slot ``slot`` of RandAugment: each sample's drawn operation, where drawn to apply."""

@@ -167,3 +167,21 @@ def collate_padded_uint8(batch):
     keys = torch.tensor([(item[2], item[3]) for item in batch], dtype=torch.long)
     labels = torch.tensor([item[1] for item in batch], dtype=torch.long)
     return torch.from_numpy(images), sizes, keys, labels
+
+
+class AugmentingCollate:
+    """Collate function that pads a batch with :func:`collate_padded_uint8` and augments it in the DataLoader worker.
+
+    Used with ``augment.backend=tensor`` when training on the CPU with
+    workers, so the batched augmentation runs in parallel with the training
+    step instead of in the training process. Returns ``(pixels, labels)``
+    with the uint8 output of ``augment.augment_pixels``, which the training
+    process normalises with ``augment.normalize``.
+    """
+
+    def __init__(self, augment):
+        self.augment = augment
+
+    def __call__(self, batch):
+        images, sizes, keys, labels = collate_padded_uint8(batch)
+        return self.augment.augment_pixels(images, sizes, keys), labels

@@ -45,6 +45,7 @@ from zoo_core.train.distributed import (
     setup_distributed,
 )
 from zoo_core.train.sampling import (
+    AugmentingCollate,
     CachedUint8TrainDataset,
     EpochSampler,
     EvalDataset,
@@ -146,8 +147,9 @@ class DefaultTrainer:
         self.resume = resume
         self.progress = progress
         self._signal_name: str | None = None
-        # Batched augmentation applied on the device with augment.backend=tensor; None with pil.
-        self._device_augment = None
+        # With augment.backend=tensor, the batched augmentation and whether the DataLoader workers run it.
+        self._tensor_augment = None
+        self._augment_in_workers = False
 
     # ----- setup -------------------------------------------------------------------------
 
@@ -314,9 +316,14 @@ class DefaultTrainer:
         train_images, val_images = self._image_datasets(splits, context)
         collate_fn = None
         if recipe.augment.backend == "tensor":
-            self._device_augment = self._tensor_transform(policy)
             train_set = CachedUint8TrainDataset(train_images)
-            collate_fn = collate_padded_uint8
+            self._tensor_augment = self._tensor_transform(policy)
+            # On the CPU the workers augment, so that work overlaps the training step.
+            self._augment_in_workers = context.device.type == "cpu" and recipe.data.num_workers > 0
+            if self._augment_in_workers:
+                collate_fn = AugmentingCollate(self._tensor_augment)
+            else:
+                collate_fn = collate_padded_uint8
         else:
             train_set = SeededTrainDataset(train_images, policy.train_transform(), recipe.seed)
         val_set = EvalDataset(val_images, policy.eval_transform())
@@ -528,14 +535,16 @@ class DefaultTrainer:
         return build(self.recipe.seed)
 
     def _batch_to_device(self, batch, context: DistributedContext, memory_format) -> tuple[torch.Tensor, torch.Tensor]:
-        """Move a training batch to the device; with ``augment.backend=tensor`` also augment it there."""
-        if self._device_augment is None:
-            images, labels = batch
-            images = images.to(context.device, non_blocking=True, memory_format=memory_format)
-            return images, labels.to(context.device, non_blocking=True)
-        images, sizes, keys, labels = batch
-        images = self._device_augment(images.to(context.device, non_blocking=True), sizes, keys)
-        return images.contiguous(memory_format=memory_format), labels.to(context.device, non_blocking=True)
+        """Move a training batch to the device; with ``augment.backend=tensor`` augment or normalise it there."""
+        labels = batch[-1].to(context.device, non_blocking=True)
+        if self._tensor_augment is None:
+            images = batch[0].to(context.device, non_blocking=True, memory_format=memory_format)
+        elif self._augment_in_workers:
+            images = self._tensor_augment.normalize(batch[0].to(context.device, non_blocking=True))
+        else:
+            images, sizes, keys, _ = batch
+            images = self._tensor_augment(images.to(context.device, non_blocking=True), sizes, keys)
+        return images.contiguous(memory_format=memory_format), labels
 
     def _check_finite(self, loss: torch.Tensor, epoch: int, batch_index: int, context: DistributedContext) -> None:
         finite = bool(torch.isfinite(loss.detach()))
