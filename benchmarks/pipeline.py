@@ -10,9 +10,9 @@ batches through a ``DataLoader`` with ``--workers`` worker processes:
 * ``zoo_cached``: the same on the decoded-image cache (built once before timing);
 * ``zoo_cached_tensor``: the cached uint8 images, edge-padded into batches and
   augmented a batch at a time by ``zoo_core.augment.tensor.TensorAugment``
-  on the CPU, where the trainer runs it with ``augment.backend=tensor``: in the
-  workers when there are any (they send uint8 batches, which this process
-  normalises), else all in this process.
+  on the CPU, where the trainer runs it with ``augment.backend=tensor``. With
+  workers, they augment and send uint8 batches, which this process normalises.
+  Without workers, this process does all of it.
 
 Each pipeline first runs one untimed epoch. Then the timed epochs alternate
 between the pipelines, in a rotated order, so a change in machine load reaches
@@ -138,11 +138,11 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    # DataLoader workers run torch with one thread. In this process the per-image
-    # ToTensor and Normalize (no workers) and the batched augmentation would
-    # otherwise use every core, and their threads wait for each other and for the
-    # workers: on a 2-core machine with 2 workers, zoo_cached_tensor took 17 CPU ms
-    # per image with 2 threads instead of well under 1 ms.
+    # DataLoader workers run torch with one thread. In this process, per-image
+    # ToTensor and Normalize (no workers) and batched tensor work would otherwise
+    # use every core, and the threads wait for each other and for the workers.
+    # When this process ran the whole batched augmentation next to 2 workers on a
+    # 2-core machine, 2 threads took 17 CPU ms per image instead of under 1 ms.
     torch.set_num_threads(args.threads)
 
     scratch = tempfile.TemporaryDirectory(prefix="zoo-bench-")
