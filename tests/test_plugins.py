@@ -140,3 +140,20 @@ def test_each_registration_hook_fills_its_registry():
         "augmentations": ["plugin_policy"],
         "trainers": ["plugin_trainer"],
     }
+
+
+def test_misspelt_model_of_loaded_plugin_suggests_name():
+    plugins.reload_plugins()
+    with pytest.raises(UnknownNameError) as error:
+        plugins.get_model_spec("rdnet_tinyy")
+    assert "did you mean 'rdnet_tiny'" in str(error.value)
+    assert "ZOO_LOAD_PLUGINS" not in str(error.value)
+
+
+def test_filtered_plugin_error_has_no_misleading_suggestion(monkeypatch):
+    monkeypatch.setenv("ZOO_LOAD_PLUGINS", "transnext")
+    plugins.reload_plugins()
+    with pytest.raises(UnknownNameError) as error:
+        plugins.get_model_spec("rdnet_tiny")
+    assert "ZOO_LOAD_PLUGINS='transnext'" in str(error.value)
+    assert "did you mean" not in str(error.value)

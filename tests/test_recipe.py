@@ -124,3 +124,11 @@ def test_requirements_install_every_plugin():
     for plugin in sorted((REPO / "plugins").iterdir()):
         if (plugin / "pyproject.toml").is_file():
             assert f"-e ./plugins/{plugin.name}" in requirements, plugin.name
+
+
+def test_bad_override_value_blames_set_option(tmp_path):
+    path = write_recipe(tmp_path, minimal())
+    with pytest.raises(RecipeError) as error:
+        load_recipe(path, ["data.img_size=abc"])
+    assert "--set data.img_size=abc" in str(error.value)
+    assert str(path) not in str(error.value)

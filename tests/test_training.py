@@ -190,3 +190,25 @@ def test_unsupported_size_error_names_size_and_rule():
 
     with pytest.raises(ModelConfigError, match="input size 138x138.*multiples of 32"):
         check_img_size("transnext_tiny", 138)
+
+
+def test_failed_start_leaves_no_run_folder(tmp_path):
+    from zoo_core.models import ModelConfigError
+
+    run_dir = tmp_path / "run"
+    with pytest.raises(ModelConfigError):
+        train_recipe(tiny_recipe("data.img_size=16"), run_dir, progress=False)
+    assert not run_dir.exists()
+
+    # A failure after the recipe was written, before any checkpoint, also cleans up.
+    with pytest.raises(TrainingError):
+        train_recipe(tiny_recipe("model.kwargs={nan_after: 0}", model="zoo_test_nan"), run_dir, progress=False)
+    assert not run_dir.exists()
+
+
+def test_resume_of_finished_run_rejected(learned_run):
+    from zoo_core.train.run import resume_run
+
+    run_dir, _ = learned_run
+    with pytest.raises(FileExistsError, match="already finished"):
+        resume_run(run_dir, progress=False)

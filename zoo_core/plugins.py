@@ -189,17 +189,20 @@ def get_model_spec(name: str) -> ModelSpec:
     if name in models:
         return models.get(name)
 
+    allowed = allowed_plugins()
     for plugin, prefixes in KNOWN_PLUGINS.items():
         if not name.startswith(prefixes):
             continue
         installed = {ep.name for ep in _entry_points()}
         if plugin in installed:
-            raise UnknownNameError(
-                f"model '{name}' belongs to the plugin '{plugin}', which is installed but not "
-                f"loaded because ZOO_LOAD_PLUGINS={os.environ.get('ZOO_LOAD_PLUGINS', '')!r}; "
-                f"add '{plugin}' to ZOO_LOAD_PLUGINS or unset it. "
-                + models.unknown_message(name)
-            )
+            if allowed is not None and plugin not in allowed:
+                raise UnknownNameError(
+                    f"model '{name}' belongs to the plugin '{plugin}', which is installed but not "
+                    f"loaded because ZOO_LOAD_PLUGINS={os.environ.get('ZOO_LOAD_PLUGINS', '')!r}; "
+                    f"add '{plugin}' to ZOO_LOAD_PLUGINS or unset it"
+                )
+            # The plugin is loaded, so the name is misspelt: suggest the closest one.
+            break
         raise UnknownNameError(
             f"model '{name}' needs the plugin brain-zoo-{plugin}, which is not installed; "
             f"install it with: pip install brain-zoo[{plugin}] "

@@ -179,8 +179,12 @@ def _closest_key(key: str) -> str | None:
     return None
 
 
-def _describe_error(error: dict[str, Any], source: str) -> str:
+def _describe_error(error: dict[str, Any], source: str, overrides: dict[str, str]) -> str:
     key = ".".join(str(part) for part in error["loc"])
+    # Blame the --set option, not the file, for a value that came from the command line.
+    for dotted, text in overrides.items():
+        if key == dotted or key.startswith(dotted + "."):
+            source = f"--set {text}"
     if error["type"] == "extra_forbidden":
         message = f"unknown key '{key}' in {source}"
         closest = _closest_key(key)
@@ -233,13 +237,14 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def recipe_from_dict(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
+def recipe_from_dict(data: dict[str, Any], source: str = "<recipe>", overrides: list[str] | None = None) -> Recipe:
     if not isinstance(data, dict):
         raise RecipeError(f"{source} must contain a YAML mapping with sections model, data, ...; got {type(data).__name__}")
     try:
         return Recipe.model_validate(data)
     except ValidationError as error:
-        lines = [_describe_error(item, source) for item in error.errors()]
+        from_command_line = {parse_override(text)[0]: text for text in overrides or []}
+        lines = [_describe_error(item, source, from_command_line) for item in error.errors()]
         raise RecipeError("\n".join(lines)) from None
 
 
@@ -255,7 +260,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     if not isinstance(data, dict):
         raise RecipeError(f"{path} must contain a YAML mapping with sections model, data, ...")
     apply_overrides(data, overrides or [])
-    return recipe_from_dict(data, str(path))
+    return recipe_from_dict(data, str(path), overrides)
 
 
 def reference_markdown() -> str:

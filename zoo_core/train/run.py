@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
+from zoo_core.models import check_img_size
 from zoo_core.plugins import get_registries
 from zoo_core.recipe import Recipe, load_recipe
 
@@ -28,15 +30,43 @@ def prepare_run_dir(recipe: Recipe, run_dir: Path, resume: bool) -> None:
     recipe.save(recipe_path)
 
 
+def check_recipe(recipe: Recipe) -> None:
+    """Check the registered names and the input size before a run folder is created."""
+    registries = get_registries()
+    registries.trainers.get(recipe.train.trainer)
+    registries.datasets.get(recipe.data.name)
+    registries.augmentations.get(recipe.augment.policy)
+    check_img_size(recipe.model.name, recipe.data.img_size)
+
+
+def _remove_unstarted_run(run_dir: Path, created: bool) -> None:
+    """Delete what a run wrote before its first checkpoint, so a failed start leaves no run folder."""
+    if (run_dir / "checkpoints").exists():
+        return
+    for name in ("recipe.yaml", "metrics.jsonl", ".metrics.jsonl.tmp"):
+        (run_dir / name).unlink(missing_ok=True)
+    if created:
+        try:
+            run_dir.rmdir()
+        except OSError:
+            logger.debug("kept %s: it contains other files", run_dir)
+
+
 def train_recipe(recipe: Recipe, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train ``recipe`` into ``run_dir`` with the trainer it names and return the summary."""
-    import os
-
     run_dir = Path(run_dir)
-    if int(os.environ.get("RANK", "0")) == 0:
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    check_recipe(recipe)
+    created = not run_dir.exists()
+    if is_main:
         prepare_run_dir(recipe, run_dir, resume)
     trainer_cls = get_registries().trainers.get(recipe.train.trainer).cls
-    return trainer_cls(recipe, run_dir, resume=resume, progress=progress).fit()
+    try:
+        return trainer_cls(recipe, run_dir, resume=resume, progress=progress).fit()
+    except BaseException:
+        if is_main and not resume:
+            _remove_unstarted_run(run_dir, created)
+        raise
 
 
 def resume_run(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
@@ -44,5 +74,10 @@ def resume_run(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
     run_dir = Path(run_dir)
     if not (run_dir / "recipe.yaml").is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no recipe.yaml); cannot resume it")
+    if (run_dir / "summary.json").is_file():
+        raise FileExistsError(
+            f"{run_dir} already finished (it has summary.json), so there is nothing to resume; to train "
+            f"longer, start a new run: zoo train {run_dir / 'recipe.yaml'} --set train.epochs=N --output NEW_DIR"
+        )
     recipe = load_recipe(run_dir / "recipe.yaml")
     return train_recipe(recipe, run_dir, resume=True, progress=progress)
