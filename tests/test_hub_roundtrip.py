@@ -77,9 +77,8 @@ def test_export_model_card(trained_run, exported):
     assert metadata["license"] == "apache-2.0"
     assert metadata["datasets"] == ["brain-zoo-phantom"]
     assert metadata["metrics"] == ["accuracy", "f1"]
-    results = metadata["model-index"][0]["results"][0]
-    assert results["dataset"]["split"] == "test"
-    assert results["metrics"][0]["value"] == round(summary["test"]["top1"], 4)
+    # Phantom figures are not benchmark results, so the Hub metadata carries none.
+    assert "model-index" not in metadata
     assert f"| test | {summary['test']['num_images']} |" in body
     assert f"| val | {summary['val']['num_images']} |" in body
     assert "not a medical device" in body
@@ -159,3 +158,16 @@ def test_quickstart_rdnet_round_trip(tmp_path, sample_dir):
     assert result.exit_code == 0, result.output
     logits = torch.tensor([entry["logits"] for entry in json.loads(result.output)["predictions"]])
     assert torch.allclose(logits, expected, atol=1e-4)
+
+
+def test_card_reports_results_only_for_full_dataset(trained_run):
+    from zoo_core import hub
+
+    summary = json.loads((trained_run / "summary.json").read_text())
+    state = json.loads((trained_run / "checkpoints" / "best" / "trainer_state.json").read_text())
+    summary["data"]["name"] = "kaggle"
+    front_matter = hub._card_metadata(state, summary, "tiny", None, "apache-2.0", hub.KAGGLE_DATASET, None)
+    metadata = yaml.safe_load(front_matter.strip().strip("-"))
+    results = metadata["model-index"][0]["results"][0]
+    assert results["dataset"]["split"] == "test"
+    assert results["metrics"][0]["value"] == round(summary["test"]["top1"], 4)

@@ -163,10 +163,18 @@ def test_eval_warns_when_data_overlaps_training(tmp_path):
     runner = CliRunner()
     on_sample = runner.invoke(cli, ["eval", str(run_dir), "--data", "sample"])
     assert on_sample.exit_code == 0, on_sample.output
-    assert "17 images" in on_sample.output
-    assert "measure fit, not generalisation" in on_sample.output
+    assert "bundled sample (test) split" in on_sample.output
+    assert "4 images" in on_sample.output
+    assert "measure fit" not in on_sample.output
     for name in CLASS_NAMES:
         assert name in on_sample.output
+
+    from zoo_core.paths import SAMPLE_DIR
+
+    on_folder = runner.invoke(cli, ["eval", str(run_dir), "--data", str(SAMPLE_DIR)])
+    assert on_folder.exit_code == 0, on_folder.output
+    assert "17 images" in on_folder.output
+    assert "measure fit, not generalisation" in on_folder.output
 
     from zoo_core.data.phantom import generate_phantom_dataset
 

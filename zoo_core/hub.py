@@ -448,7 +448,10 @@ def _card_metadata(state, summary, model_name, repo_id, license, dataset_id, bas
     recipe = state.get("recipe") or {}
     test = (summary or {}).get("test") or {}
     eval_results = None
-    if test.get("top1") is not None:
+    # Only a run on the full dataset reports Hub evaluation results: the bundled sample's
+    # four test images and the synthetic phantom would read as benchmark figures.
+    data_name = ((summary or {}).get("data") or {}).get("name")
+    if test.get("top1") is not None and data_name == "kaggle":
         eval_results = [
             EvalResult(task_type="image-classification", dataset_type=dataset_id, dataset_name=dataset_id,
                        dataset_split="test", metric_type=metric_type, metric_name=metric_name,

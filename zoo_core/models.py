@@ -91,13 +91,14 @@ def split_hub_id(hub_id: str) -> tuple[str, str | None]:
     return repo_id, revision or None
 
 
-def offline_help(resource: str) -> str:
+def offline_help(resource: str, repo_id: str = "ORG/NAME") -> str:
     """Return the advice for a Hub file that is missing from the cache while offline."""
     return (
         f"{resource} is not in the Hugging Face cache at {hub_cache_dir()} and there is no network access"
         f"{' (HF_HUB_OFFLINE=1)' if hub_offline() else ''}. Download it once on a connected machine with "
-        "`hf download ORG/NAME` (huggingface_hub) and copy the cache folder here, or point HF_HOME / "
-        "HF_HUB_CACHE at a copied cache, or pass a local folder or file instead"
+        f"`hf download {repo_id}` (huggingface_hub) and copy the cache folder here, or point HF_HOME / "
+        "HF_HUB_CACHE at a copied cache, or pass a local folder or file instead. On a machine without "
+        "network access, set HF_HUB_OFFLINE=1 so this check fails at once instead of retrying"
     )
 
 
@@ -122,7 +123,7 @@ def download_hub_file(repo_id: str, filename: str, revision: str | None = None) 
         path = hf_hub_download(repo_id, filename, revision=revision, cache_dir=hub_cache_dir(),
                                local_files_only=hub_offline())
     except LocalEntryNotFoundError:
-        raise WeightsError(offline_help(label)) from None
+        raise WeightsError(offline_help(label, repo_id)) from None
     except RepositoryNotFoundError:
         raise WeightsError(
             f"Hugging Face model repository {repo_id!r} was not found, or it is private and no token "
@@ -133,7 +134,7 @@ def download_hub_file(repo_id: str, filename: str, revision: str | None = None) 
     except EntryNotFoundError:
         raise
     except (HfHubHTTPError, OSError) as error:
-        raise WeightsError(f"could not download {label}: {error}. {offline_help(label)}") from error
+        raise WeightsError(f"could not download {label}: {error}. {offline_help(label, repo_id)}") from error
     return Path(path)
 
 

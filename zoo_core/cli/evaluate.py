@@ -11,7 +11,8 @@ import click
 @click.command("eval")
 @click.argument("model_source", metavar="MODEL")
 @click.option("--data", "data_path", required=True,
-              help="Dataset folder (Kaggle layout: its Testing/ split; or class folders: all images), or 'sample'.")
+              help="Dataset folder (Kaggle layout: its Testing/ split; class folders: all images), or 'sample' "
+                   "for the bundled sample's test split (one image per class).")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -38,7 +39,7 @@ def eval_command(model_source, data_path, checkpoint, batch_size, as_json, outpu
     if report.get("overlaps_training"):
         click.echo(
             f"warning: {data_path} holds images this run trained or validated on, so these figures "
-            "measure fit, not generalisation; use its Testing split or new images for that.",
+            "measure fit, not generalisation; evaluate on images the run did not train on.",
             err=True,
         )
     if as_json:

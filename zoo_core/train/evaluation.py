@@ -62,11 +62,20 @@ def evaluate_run(source: str | Path, data: str, checkpoint: str = "best", batch_
     failures raise :class:`zoo_core.hub.HubError`, a ``ValueError``.
     """
     model, state = load_run_model(source, checkpoint, allow_pickle=allow_pickle)
-    folder = SAMPLE_DIR if data == "sample" else Path(data).expanduser()
-    samples, split = samples_from_folder(folder)
+    if data == "sample":
+        # The bundled sample's test split: the last image of each class, never trained on.
+        from zoo_core.data.datasets import build_sample
+        from zoo_core.recipe import DataConfig
+
+        folder, split, label = SAMPLE_DIR, "test", "bundled sample (test)"
+        samples = build_sample(DataConfig(name="sample"), seed=0).test
+    else:
+        folder = Path(data).expanduser()
+        samples, split = samples_from_folder(folder)
+        label = f"{folder} ({split})"
     dataset = ImageDataset(samples, eval_transform_from_preprocessing(state["preprocessing"]))
     labels, probs = predict_probs(model, dataset, batch_size)
-    report = classification_report(labels, probs, state["class_names"], f"{folder} ({split})")
+    report = classification_report(labels, probs, state["class_names"], label)
     report["run"] = str(source)
     report["checkpoint"] = checkpoint
     report["overlaps_training"] = _overlaps_training(source, folder, split)
