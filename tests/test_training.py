@@ -196,8 +196,9 @@ def test_model_kwargs_size_rule_checked_before_training():
 def test_unsupported_size_error_names_size_and_rule():
     from zoo_core.models import ModelConfigError, check_img_size
 
-    with pytest.raises(ModelConfigError, match="input size 138x138.*multiples of 32"):
+    with pytest.raises(ModelConfigError, match="input size 138x138.*multiples of 32") as error:
         check_img_size("transnext_tiny", 138)
+    assert "nearest supported square sizes are 128 and 160" in str(error.value)
 
 
 def test_failed_start_leaves_no_run_folder(tmp_path):

@@ -52,9 +52,27 @@ def check_img_size(model_name: str, img_size: int | tuple[int, int]) -> None:
     try:
         spec.check_img_size(height, width)
     except ValueError as error:
-        raise ModelConfigError(
-            f"input size {height}x{width} (data.img_size in a recipe) does not suit {model_name}: {error}"
-        ) from None
+        nearest = _nearest_supported_sizes(spec.check_img_size, height)
+        hint = ""
+        if len(nearest) == 1:
+            hint = f"; the nearest supported square size is {nearest[0]}"
+        elif nearest:
+            hint = f"; the nearest supported square sizes are {nearest[0]} and {nearest[1]}"
+        raise ModelConfigError(f"{model_name}: {error}{hint} (set data.img_size, e.g. --set data.img_size=N)") from None
+
+
+def _nearest_supported_sizes(check, size: int, span: int = 512) -> list[int]:
+    """Return the closest square sizes below and above ``size`` that ``check`` accepts."""
+    found = []
+    for candidates in (range(size - 1, max(size - span, 0), -1), range(size + 1, size + span)):
+        for candidate in candidates:
+            try:
+                check(candidate, candidate)
+            except ValueError:
+                continue
+            found.append(candidate)
+            break
+    return found
 
 
 # ----- Hugging Face cache and offline mode ------------------------------------------------
