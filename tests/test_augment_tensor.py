@@ -261,7 +261,7 @@ def test_sharpness_matches_pil():
     array = generator.integers(0, 256, (16, 16), dtype=np.uint8)
     expected = np.asarray(ImageEnhance.Sharpness(Image.fromarray(array, mode="L")).enhance(0.3)).astype(np.float32)
     output = T.sharpness(torch.from_numpy(array).float().view(1, 1, 16, 16), torch.tensor([0.3]))
-    # PIL rounds the smoothed image and truncates the blend to uint8; this path keeps floats.
+    # PIL rounds the smoothed image and truncates the blend to uint8, where this path keeps floats.
     assert np.abs(output[0, 0].numpy() - expected).max() < 1.5
 
 
@@ -354,3 +354,8 @@ def test_augmenting_collate_matches_call():
     assert pixels.dtype == torch.uint8
     assert torch.equal(augment.normalize(pixels), augment(padded, sizes, keys))
     assert torch.equal(labels, expected_labels)
+
+
+def test_invalid_scale_rejected():
+    with pytest.raises(ValueError, match="scale must satisfy"):
+        make_augment(scale=(0.9, 0.5))

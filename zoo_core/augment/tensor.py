@@ -4,12 +4,15 @@ The PIL policy (``zoo_core.augment.policy.MriPolicy``) transforms one image at
 a time in the DataLoader workers. :class:`TensorAugment` applies the same
 steps to a whole batch of uint8 tensors on the device the batch is on (CPU or
 CUDA): random resized crop to ``img_size``, horizontal flip, RandAugment, then
-float conversion and mean/std normalisation.
+float conversion and mean/std normalisation. The trainer runs it on the GPU
+after moving a batch there, and on the CPU in the DataLoader workers when
+there are any (``augment_pixels`` there, ``normalize`` in the training process).
 
 Every random draw of image ``index`` in epoch ``epoch`` comes from a CPU
 ``torch.Generator`` seeded with ``sample_seed(seed, epoch, index)``, so the
-augmentation depends neither on the batch it lands in, nor on the number of
-DataLoader workers, nor on the device.
+draws depend neither on the batch the image lands in, nor on the number of
+DataLoader workers, nor on the device. Pixels computed on CPU and CUDA can
+still differ by floating-point rounding.
 
 The input is a batch of cached images of different sizes, edge-padded to
 the largest height and width in the batch (see
@@ -22,12 +25,14 @@ with probability 0.5, at a magnitude drawn from a normal distribution with
 mean M and standard deviation 0.5, clipped to [0, 10]. The magnitude m maps to
 the same arguments as in timm:
 
-* Rotate: +-30 * m / 10 degrees; ShearX, ShearY: +-0.3 * m / 10;
-  TranslateXRel, TranslateYRel: +-0.45 * m / 10 of the image size
-  (the sign is drawn with probability 0.5);
-* Brightness, Contrast, Sharpness, Color: blend factor 0.1 + 1.8 * m / 10;
-* Posterize: keep int(4 * m / 10) bits; Solarize: invert pixels at or above
-  int(256 * m / 10); SolarizeAdd: add int(110 * m / 10) below 128;
+* Rotate: +-30 * m / 10 degrees.
+* ShearX, ShearY: +-0.3 * m / 10.
+* TranslateXRel, TranslateYRel: +-0.45 * m / 10 of the image size.
+  The sign of these five is negative with probability 0.5.
+* Brightness, Contrast, Sharpness, Color: blend factor 0.1 + 1.8 * m / 10.
+* Posterize: keep int(4 * m / 10) bits.
+* Solarize: invert pixels at or above int(256 * m / 10).
+* SolarizeAdd: add int(110 * m / 10) to pixels below 128.
 * AutoContrast, Equalize, Invert: no magnitude.
 
 Where this differs from timm's PIL path:
@@ -37,11 +42,12 @@ Where this differs from timm's PIL path:
   A crop is never larger than its image, so it shrinks by at most about
   (4/3) / crop_pct per side. Rotate, shear and translate use bilinear
   ``grid_sample`` instead of bicubic.
-* Shears are about the image centre; PIL shears about the top-left corner,
+* Shears are about the image centre. PIL shears about the top-left corner,
   which adds a translation on top.
-* Pixels are kept as floats in [0, 255] between operations. PIL rounds to
-  uint8 after every operation; here only Posterize, Solarize and Equalize,
-  which are defined on integer levels, round their input.
+* Pixels are kept as floats in [0, 255] between operations, and rounded to
+  uint8 at the end. PIL rounds or truncates to uint8 after every operation.
+  Here only Posterize, Solarize and Equalize, which are defined on integer
+  levels, round their input.
 * Areas uncovered by rotate, shear and translate are filled with
   ``round(255 * mean)`` per channel, as timm does. A one-channel (grey) batch
   uses the average of the three means, because its channels are expanded to
@@ -367,6 +373,7 @@ class TensorAugment:
         magnitude: RandAugment magnitude (0-30, clipped to 10 as in timm); 0 turns RandAugment off.
         mean, std: normalisation per RGB channel, in [0, 1] units.
         seed: the recipe's seed; sample seeds are ``sample_seed(seed, epoch, index)``.
+        ratio: random resized crop aspect-ratio range (width / height), torchvision's default.
         ops: RandAugment operation names to draw from, a subset of :data:`RAND_OPS` (default all).
     """
 
@@ -378,8 +385,11 @@ class TensorAugment:
             raise ValueError(f"unknown RandAugment operation(s) {unknown}; choose from {list(RAND_OPS)}")
         if not ops:
             raise ValueError("ops is empty; pass at least one RandAugment operation or set num_ops=0")
-        if scale[0] <= 0 or scale[0] > scale[1] or scale[1] > 1:
-            raise ValueError(f"scale must satisfy 0 < min <= max <= 1, got {tuple(scale)}")
+        if scale[0] <= 0 or scale[0] > scale[1]:
+            raise ValueError(f"scale must satisfy 0 < min <= max, got {tuple(scale)}; augment.scale is an area range "
+                             "such as [0.08, 1.0]")
+        if ratio[0] <= 0 or ratio[0] > ratio[1]:
+            raise ValueError(f"ratio must satisfy 0 < min <= max, got {tuple(ratio)}")
         self.img_size = img_size
         self.scale = tuple(scale)
         self.ratio = tuple(ratio)
