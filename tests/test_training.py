@@ -221,3 +221,12 @@ def test_resume_of_finished_run_rejected(learned_run):
     run_dir, _ = learned_run
     with pytest.raises(FileExistsError, match="already finished"):
         resume_run(run_dir, progress=False)
+
+
+def test_metrics_times_are_consistent(learned_run):
+    run_dir, summary = learned_run
+    metrics = read_metrics(run_dir)
+    for earlier, later in zip(metrics, metrics[1:]):
+        assert later["elapsed_s"] >= earlier["elapsed_s"] + later["epoch_time_s"] * 0.999
+    assert metrics[0]["elapsed_s"] >= metrics[0]["epoch_time_s"]
+    assert summary["train_time_s"] == metrics[-1]["elapsed_s"]

@@ -398,6 +398,9 @@ class DefaultTrainer:
                 raise TrainingInterrupted(self.run_dir, self._signal_name or "signal")
 
             val_loss, val_top1, val_count = self._validate(train_model, val_loader, amp_dtype, context, memory_format)
+            # Training time counts validation too, so elapsed_s is never below epoch_time_s.
+            now = time.perf_counter()
+            state["train_time_s"] = time_before + now - segment_start
             partial = state["partial"]
             record = {
                 "epoch": epoch + 1,
@@ -406,7 +409,7 @@ class DefaultTrainer:
                 "val_loss": val_loss,
                 "val_top1": val_top1,
                 "lr": optimizer.param_groups[0]["lr"],
-                "epoch_time_s": time.perf_counter() - epoch_start,
+                "epoch_time_s": now - epoch_start,
                 "elapsed_s": state["train_time_s"],
                 "train_images": int(partial["count"]),
                 "val_images": int(val_count),
