@@ -186,3 +186,24 @@ def test_samples_from_folder_testing(tmp_path):
 
     assert split == "Testing"
     assert len(samples) == 4
+
+
+def test_audit_reports_layout_problems_and_goes_on(tmp_path):
+    import shutil
+
+    from zoo_core.data.audit import audit_folder
+    from zoo_core.paths import SAMPLE_DIR
+
+    shutil.copytree(SAMPLE_DIR / "glioma", tmp_path / "Training" / "glioma")
+    shutil.copytree(SAMPLE_DIR / "meningioma", tmp_path / "Training" / "meningeoma")
+    shutil.copytree(SAMPLE_DIR / "notumor", tmp_path / "Testing" / "notumor")
+    (tmp_path / "Testing" / "pituitary").mkdir(parents=True)
+
+    report = audit_folder(tmp_path, use_cache=False)
+    problems = "\n".join(report.layout_problems)
+    assert "meningeoma' does not name a class" in problems
+    assert "pituitary' is empty" in problems
+    assert "missing from the Testing split" in problems
+    assert len(report.records) == 6 + 3
+    assert report.to_dict()["layout_problems"] == report.layout_problems
+    assert "Layout problems (training would stop on these): " in report.format_text()

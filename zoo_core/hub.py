@@ -346,7 +346,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, checkpoint: str = "best
     card = render_model_card(state, summary, loaded.model, repo_id=repo_id, license=license,
                              checkpoint=checkpoint)
     _write_text_atomic(out_dir / CARD_FILE, card)
-    logger.info("exported %s (%s checkpoint) to %s", run_dir, checkpoint, out_dir)
+    logger.debug("exported %s (%s checkpoint) to %s", run_dir, checkpoint, out_dir)
     return out_dir
 
 

@@ -54,6 +54,7 @@ class AuditReport:
     pairs: list[DuplicatePair]
     seconds: float = 0.0
     splits: list[str] = field(default_factory=list)
+    layout_problems: list[str] = field(default_factory=list)
 
     @property
     def unreadable(self) -> list[ImageRecord]:
@@ -97,6 +98,7 @@ class AuditReport:
             "method": "exact: identical decoded RGB pixels; near: 64-bit pHash Hamming distance <= near_threshold",
             "seconds": round(self.seconds, 2),
             "leakage": self.leakage,
+            "layout_problems": self.layout_problems,
             "splits": self.class_stats(),
             "unreadable": [{"path": r.path, "split": r.split, "class": r.class_name, "reason": r.error} for r in self.unreadable],
             "duplicate_counts": {**summarize_pairs(self.pairs), "groups": len(set(groups.values()))},
@@ -106,6 +108,9 @@ class AuditReport:
     def format_text(self) -> str:
         """Return the human-readable report."""
         lines = [f"Audit of {self.root}: {len(self.records)} files, {self.seconds:.1f} s"]
+        if self.layout_problems:
+            lines.append(f"\nLayout problems (training would stop on these): {len(self.layout_problems)}")
+            lines.extend(f"  {problem}" for problem in self.layout_problems)
         for split, classes in self.class_stats().items():
             lines.append(f"\n{split}")
             for name, item in classes.items():
@@ -147,24 +152,26 @@ def _format_pair(pair: DuplicatePair) -> str:
     )
 
 
-def scan_splits(root: Path) -> dict[str, list[Sample]]:
+def scan_splits(root: Path, problems: list[str] | None = None) -> dict[str, list[Sample]]:
     """Return the samples per split of a Kaggle-layout folder, or ``{"all": ...}`` for a folder of class folders.
 
     Raises :class:`DatasetError` for the same layout problems as training:
-    unknown class folders, empty classes and class sets that differ between splits.
+    unknown class folders, empty classes and class sets that differ between
+    splits. With a ``problems`` list, those are appended there instead and the
+    folders that can be read are still returned.
     """
     if not root.is_dir():
         raise DatasetError(f"dataset folder not found: {root}")
     train_dir = find_split_dir(root, TRAIN_DIR_NAMES)
     test_dir = find_split_dir(root, TEST_DIR_NAMES)
     if train_dir is None and test_dir is None:
-        return {"all": to_samples(scan_class_folders(root))}
+        return {"all": to_samples(scan_class_folders(root, problems))}
 
     per_split = {}
     for split_dir in (train_dir, test_dir):
         if split_dir is not None:
-            per_split[split_dir.name] = scan_class_folders(split_dir)
-    check_class_sets(per_split)
+            per_split[split_dir.name] = scan_class_folders(split_dir, problems)
+    check_class_sets(per_split, problems)
     return {split: to_samples(classes) for split, classes in per_split.items()}
 
 
@@ -182,10 +189,11 @@ def audit_folder(
     """
     start = time.perf_counter()
     root = Path(root).expanduser()
-    samples = scan_splits(root)
+    layout_problems: list[str] = []
+    samples = scan_splits(root, layout_problems)
     cache_path = hash_cache_path(root) if use_cache else None
     records = hash_images(samples, workers=workers, progress=progress, cache_path=cache_path)
     pairs = find_duplicate_pairs(records, near_threshold)
     seconds = time.perf_counter() - start
     logger.info("audited %d files in %s in %.1f s", len(records), root, seconds)
-    return AuditReport(str(root), near_threshold, records, pairs, seconds, list(samples))
+    return AuditReport(str(root), near_threshold, records, pairs, seconds, list(samples), layout_problems)

@@ -61,12 +61,21 @@ def _is_hidden(relative: Path) -> bool:
     return any(is_ignored(Path(part)) for part in relative.parts)
 
 
-def scan_class_folders(split_dir: Path) -> dict[str, list[Path]]:
+def scan_class_folders(split_dir: Path, problems: list[str] | None = None) -> dict[str, list[Path]]:
     """Map each canonical class to the files in its folder under ``split_dir``.
 
     Hidden and system files are ignored; every other file is returned, so that
-    a non-image file is reported later instead of being dropped silently.
+    a non-image file is reported later instead of being dropped silently. A
+    layout problem raises :class:`DatasetError`, unless a ``problems`` list is
+    given: then the message is appended, the offending folder is skipped and
+    the scan goes on (the audit reports everything it can in one pass).
     """
+
+    def fail(message: str) -> None:
+        if problems is None:
+            raise DatasetError(message)
+        problems.append(message)
+
     if not split_dir.is_dir():
         raise DatasetError(f"dataset folder not found: {split_dir}")
     found: dict[str, list[Path]] = {}
@@ -76,39 +85,39 @@ def scan_class_folders(split_dir: Path) -> dict[str, list[Path]]:
             continue
         name = canonical_class(child.name)
         if name is None:
-            raise DatasetError(
-                f"folder '{child}' does not name a class; rename it to one of: {accepted_folder_names()}"
-            )
+            fail(f"folder '{child}' does not name a class; rename it to one of: {accepted_folder_names()}")
+            continue
         if name in folder_of:
-            raise DatasetError(
-                f"folders '{folder_of[name]}' and '{child}' both map to class '{name}'; merge them into one folder"
-            )
+            fail(f"folders '{folder_of[name]}' and '{child}' both map to class '{name}'; merge them into one folder")
+            continue
         files = sorted(p for p in child.rglob("*") if p.is_file() and not _is_hidden(p.relative_to(child)))
         if not files:
-            raise DatasetError(
+            fail(
                 f"class folder '{child}' is empty; add its images or remove the folder "
                 "(an empty class would shift the class indices)"
             )
+            continue
         folder_of[name] = child
         found[name] = files
     if not found:
-        raise DatasetError(
-            f"no class folders found in {split_dir}; expected one folder per class: {', '.join(CLASS_NAMES)}"
-        )
+        fail(f"no class folders found in {split_dir}; expected one folder per class: {', '.join(CLASS_NAMES)}")
     return found
 
 
-def check_class_sets(per_split: dict[str, dict[str, list[Path]]]) -> None:
-    """Raise when the splits do not hold the same four classes."""
+def check_class_sets(per_split: dict[str, dict[str, list[Path]]], problems: list[str] | None = None) -> None:
+    """Raise when the splits do not contain the same four classes (or append to ``problems``)."""
     for split, classes in per_split.items():
         missing = [name for name in CLASS_NAMES if name not in classes]
         if missing:
             others = [s for s in per_split if s != split and all(m in per_split[s] for m in missing)]
             where = f" (present in {', '.join(others)})" if others else ""
-            raise DatasetError(
+            message = (
                 f"class {', '.join(repr(m) for m in missing)} missing from the {split} split{where}; "
                 f"every split needs the classes {', '.join(CLASS_NAMES)}"
             )
+            if problems is None:
+                raise DatasetError(message)
+            problems.append(message)
 
 
 def to_samples(classes: dict[str, list[Path]]) -> list[Sample]:
