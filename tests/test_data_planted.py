@@ -244,13 +244,15 @@ def test_audit_cli_writes_output_file(planted, tmp_path):
     assert report["near_threshold"] == 4
 
 
-def test_audit_cli_layout_error(tmp_path):
+def test_audit_cli_layout_problem_reported(tmp_path):
     (tmp_path / "Training" / "tumour_misc").mkdir(parents=True)
     (tmp_path / "Training" / "tumour_misc" / "a.jpg").write_bytes(SOURCE["Te-gl_0010"].read_bytes())
 
     result = CliRunner().invoke(cli, ["data", "audit", str(tmp_path)])
 
-    assert result.exit_code == 1
+    # Only leakage with --strict changes the exit status; layout problems are listed.
+    assert result.exit_code == 0
+    assert "Layout problems" in result.output
     assert "tumour_misc" in result.output
 
 
