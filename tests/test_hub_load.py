@@ -109,8 +109,8 @@ def test_export_then_load_folder(hand_run, tmp_path):
 def test_evaluate_run_on_export(hand_run, tmp_path, sample_dir):
     run_dir, _ = hand_run
     export_dir = export_run(run_dir, tmp_path / "export")
-    from_run = evaluate_run(run_dir, "sample", batch_size=8)
-    from_export = evaluate_run(str(export_dir), "sample", batch_size=8)
+    from_run = evaluate_run(run_dir, str(sample_dir), batch_size=8)
+    from_export = evaluate_run(str(export_dir), str(sample_dir), batch_size=8)
     assert from_export["num_images"] == 17
     assert from_export["top1"] == from_run["top1"]
     assert from_export["confusion_matrix"] == from_run["confusion_matrix"]
@@ -250,7 +250,8 @@ def test_eval_cli_on_export(hand_run, tmp_path):
     result = CliRunner().invoke(cli, ["eval", str(export_dir), "--data", "sample", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert report["num_images"] == 17
+    # 'sample' means the bundled sample's test split: one image per class.
+    assert report["num_images"] == 4
     assert report["run"] == str(export_dir)
 
 
