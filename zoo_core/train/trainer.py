@@ -20,6 +20,7 @@ import resource
 import signal
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -136,6 +137,30 @@ def _write_json_atomic(path: Path, data: Any) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(json.dumps(data, indent=2))
     os.replace(temporary, path)
+
+
+@dataclass
+class _Run:
+    """Objects that one training run builds once and every epoch uses."""
+
+    context: DistributedContext
+    splits: DatasetSplits
+    policy: Any
+    model: torch.nn.Module  # the bare model, whose state_dict is saved
+    train_model: torch.nn.Module  # the same model, wrapped in DDP and torch.compile when they are on
+    params: int
+    memory_format: torch.memory_format
+    train_sampler: EpochSampler
+    train_loader: DataLoader
+    val_loader: DataLoader
+    batches_per_epoch: int
+    steps_per_epoch: int
+    total_steps: int
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    mixup: Any
+    extra: dict[str, Any]  # facts stored with every checkpoint
 
 
 class DefaultTrainer:
@@ -272,28 +297,87 @@ class DefaultTrainer:
 
     def _fit(self, context: DistributedContext) -> dict[str, Any]:
         wall_start = time.perf_counter()
-        recipe = self.recipe
-        train_cfg = recipe.train
-        random.seed(recipe.seed + context.rank)
-        np.random.seed((recipe.seed + context.rank) % 2**32)
-        torch.manual_seed(recipe.seed + context.rank)
+        self._seed_everything(context)
+        self._check_settings()
+        run = self._setup(context)
+        state = self._load_state(run)
+        stopped_early = self._train_epochs(run, state)
 
-        # Fail on an unsupported input size or backend before spending time on the data.
+        # Every rank ends with the best weights, so the trainer's model is the same everywhere.
+        barrier(context)
+        run.model.load_state_dict(ckpt.load_model_state(self.run_dir / "checkpoints" / "best"))
+        summary = None
+        if context.is_main:
+            summary = self._finish(run, state, stopped_early, wall_start)
+        barrier(context)
+        return summary
+
+    def _seed_everything(self, context: DistributedContext) -> None:
+        seed = self.recipe.seed + context.rank
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
+
+    def _check_settings(self) -> None:
+        """Fail on an unsupported input size or backend before spending time on the data."""
+        recipe = self.recipe
         check_img_size(recipe.model.name, recipe.data.img_size)
         if recipe.augment.backend == "tensor" and not recipe.data.cache:
             raise TrainingError("augment.backend=tensor augments decoded images from the cache, but data.cache "
                                 "is false; set data.cache=true or augment.backend=pil")
+
+    def _setup(self, context: DistributedContext) -> _Run:
+        """Build the data, augmentation policy, model, loaders and optimizer of this run."""
+        recipe = self.recipe
+        train_cfg = recipe.train
         splits = self._build_data(context)
         if context.is_main:
             logger.info("data: %s", json.dumps(splits.counts()))
         policy = get_registries().augmentations.get(recipe.augment.policy).build(recipe.augment, recipe.data.img_size)
         num_classes = len(splits.class_names)
+        model, train_model, memory_format = self._build_model(context, num_classes)
+        train_sampler, train_loader, val_loader = self._build_loaders(splits, policy, context)
 
+        batches_per_epoch = math.ceil(train_sampler.shard_size() / train_cfg.batch_size)
+        steps_per_epoch = math.ceil(batches_per_epoch / train_cfg.grad_accum_steps)
+        amp_dtype, use_scaler = self._amp(context.device)
+        extra = {
+            "architecture": recipe.model.name,
+            "num_classes": num_classes,
+            "class_names": list(splits.class_names),
+            "img_size": recipe.data.img_size,
+            "preprocessing": policy.preprocessing(),
+            "recipe": recipe.model_dump(mode="json"),
+        }
+        return _Run(
+            context=context,
+            splits=splits,
+            policy=policy,
+            model=model,
+            train_model=train_model,
+            params=count_parameters(model),
+            memory_format=memory_format,
+            train_sampler=train_sampler,
+            train_loader=train_loader,
+            val_loader=val_loader,
+            batches_per_epoch=batches_per_epoch,
+            steps_per_epoch=steps_per_epoch,
+            total_steps=steps_per_epoch * train_cfg.epochs,
+            optimizer=self._optimizer(model),
+            scaler=torch.amp.GradScaler("cuda", enabled=use_scaler),
+            amp_dtype=amp_dtype,
+            mixup=policy.batch_transform(num_classes, train_cfg.label_smoothing),
+            extra=extra,
+        )
+
+    def _build_model(self, context: DistributedContext, num_classes: int):
+        """Return the bare model (whose weights are saved), the model to train and the memory format."""
+        recipe = self.recipe
+        train_cfg = recipe.train
         # Every rank builds the same initial weights from the same seed.
         torch.manual_seed(recipe.seed)
         model = create_model(recipe.model, num_classes=num_classes, img_size=recipe.data.img_size)
         torch.manual_seed(recipe.seed + context.rank)
-        params = count_parameters(model)
         self.model = model
         model.to(context.device)
         memory_format = torch.channels_last if train_cfg.channels_last else torch.contiguous_format
@@ -312,7 +396,12 @@ class DefaultTrainer:
             train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
         if train_cfg.compile:
             train_model = torch.compile(train_model)
+        return model, train_model, memory_format
 
+    def _build_loaders(self, splits: DatasetSplits, policy, context: DistributedContext):
+        """Return the training sampler and the training and validation DataLoaders."""
+        recipe = self.recipe
+        train_cfg = recipe.train
         train_images, val_images = self._image_datasets(splits, context)
         collate_fn = None
         if recipe.augment.backend == "tensor":
@@ -332,15 +421,11 @@ class DefaultTrainer:
         eval_batch = train_cfg.eval_batch_size or train_cfg.batch_size
         train_loader = self._loader(train_set, train_sampler, train_cfg.batch_size, context, collate_fn)
         val_loader = self._loader(val_set, val_sampler, eval_batch, context)
-        batches_per_epoch = math.ceil(train_sampler.shard_size() / train_cfg.batch_size)
-        steps_per_epoch = math.ceil(batches_per_epoch / train_cfg.grad_accum_steps)
-        total_steps = steps_per_epoch * train_cfg.epochs
+        return train_sampler, train_loader, val_loader
 
-        optimizer = self._optimizer(model)
-        amp_dtype, use_scaler = self._amp(context.device)
-        scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-        mixup = policy.batch_transform(num_classes, train_cfg.label_smoothing)
-
+    def _load_state(self, run: _Run) -> dict[str, Any]:
+        """Return a fresh training state, or the last checkpoint's when resuming."""
+        context = run.context
         state = {
             "epoch": 0,
             "batch_in_epoch": 0,
@@ -356,7 +441,7 @@ class DefaultTrainer:
         if self.resume:
             if context.is_main:
                 ckpt.remove_staging_folders(last_dir.parent)
-            state = self._restore(last_dir, model, optimizer, scaler)
+            state = self._restore(last_dir, run.model, run.optimizer, run.scaler)
             if not context.is_main:
                 state["partial"] = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
             if context.is_main:
@@ -364,112 +449,115 @@ class DefaultTrainer:
         if context.is_main:
             self._write_metrics(state["history"])
         barrier(context)
+        return state
 
-        extra = {
-            "architecture": recipe.model.name,
-            "num_classes": num_classes,
-            "class_names": list(splits.class_names),
-            "img_size": recipe.data.img_size,
-            "preprocessing": policy.preprocessing(),
-            "recipe": recipe.model_dump(mode="json"),
-        }
-        stopped_early = False
+    def _train_epochs(self, run: _Run, state: dict[str, Any]) -> bool:
+        """Train the remaining epochs; return True when early stopping ended training."""
+        context = run.context
+        train_cfg = self.recipe.train
         segment_start = time.perf_counter()
         time_before = state["train_time_s"]
 
         for epoch in range(state["epoch"], train_cfg.epochs):
             epoch_start = time.perf_counter()
             start_batch = state["batch_in_epoch"]
-            train_sampler.set_epoch(epoch, start=start_batch * train_cfg.batch_size)
-            train_model.train()
-            interrupted = self._train_epoch(
-                epoch, start_batch, batches_per_epoch, steps_per_epoch, total_steps,
-                train_model, optimizer, scaler, amp_dtype, mixup, train_loader, state, context, memory_format,
-            )
+            run.train_sampler.set_epoch(epoch, start=start_batch * train_cfg.batch_size)
+            run.train_model.train()
+            interrupted = self._train_epoch(run, epoch, start_batch, state)
             state["train_time_s"] = time_before + time.perf_counter() - segment_start
             if interrupted:
-                # Rank 0 keeps the global partial sums of the epoch; the other ranks resume from zero.
-                partial = state["partial"]
-                totals = all_reduce_sum([partial["loss_sum"], partial["correct"], partial["count"]], context)
-                state["partial"] = dict(zip(("loss_sum", "correct", "count"), totals))
-                if context.is_main:
-                    self._save(last_dir, model, optimizer, scaler, state, extra)
-                barrier(context)
-                raise TrainingInterrupted(self.run_dir, self._signal_name or "signal")
+                self._save_and_stop(run, state)
 
-            val_loss, val_top1, val_count = self._validate(train_model, val_loader, amp_dtype, context, memory_format)
+            val_loss, val_top1, val_count = self._validate(run)
             # Training time counts validation too, so elapsed_s is never below epoch_time_s.
             now = time.perf_counter()
             state["train_time_s"] = time_before + now - segment_start
-            partial = state["partial"]
-            record = {
-                "epoch": epoch + 1,
-                "train_loss": partial["loss_sum"] / max(partial["count"], 1),
-                "train_top1": partial["correct"] / max(partial["count"], 1),
-                "val_loss": val_loss,
-                "val_top1": val_top1,
-                "lr": optimizer.param_groups[0]["lr"],
-                "epoch_time_s": now - epoch_start,
-                "elapsed_s": state["train_time_s"],
-                "train_images": int(partial["count"]),
-                "val_images": int(val_count),
-            }
-            state["history"].append(record)
-            state["epoch"] = epoch + 1
-            state["batch_in_epoch"] = 0
-            state["partial"] = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
-
-            improved = state["best_val_loss"] is None or val_loss < state["best_val_loss"]
-            if improved:
-                state["best_val_loss"] = val_loss
-                state["best_epoch"] = epoch + 1
-                state["epochs_without_improvement"] = 0
-            else:
-                state["epochs_without_improvement"] += 1
-
-            if context.is_main:
-                logger.info(
-                    "epoch %d/%d: train_loss %.4f train_top1 %.2f%% val_loss %.4f val_top1 %.2f%% (%d val images) lr %.2e",
-                    epoch + 1, train_cfg.epochs, record["train_loss"], 100 * record["train_top1"],
-                    val_loss, 100 * val_top1, val_count, record["lr"],
-                )
-                if improved:
-                    self._save(self.run_dir / "checkpoints" / "best", model, None, None, state, extra)
-                self._save(last_dir, model, optimizer, scaler, state, extra)
-                self._write_metrics(state["history"])
-            barrier(context)
+            self._end_epoch(run, state, epoch, (val_loss, val_top1, val_count), now - epoch_start)
 
             patience = train_cfg.early_stopping_patience
             if patience is not None and state["epochs_without_improvement"] >= patience:
-                stopped_early = True
                 if context.is_main:
                     logger.info("early stopping: no lower validation loss for %d epochs", patience)
-                break
+                return True
             if self._stop_requested(context):
                 barrier(context)
                 raise TrainingInterrupted(self.run_dir, self._signal_name or "signal")
+        return False
 
-        # Every rank ends with the best weights, so the trainer's model is the same everywhere.
-        barrier(context)
-        model.load_state_dict(ckpt.load_model_state(self.run_dir / "checkpoints" / "best"))
-        summary = None
+    def _save_and_stop(self, run: _Run, state: dict[str, Any]) -> None:
+        """Write a mid-epoch checkpoint after a signal, then raise TrainingInterrupted."""
+        context = run.context
+        # Rank 0 keeps the global partial sums of the epoch; the other ranks resume from zero.
+        partial = state["partial"]
+        totals = all_reduce_sum([partial["loss_sum"], partial["correct"], partial["count"]], context)
+        state["partial"] = dict(zip(("loss_sum", "correct", "count"), totals))
         if context.is_main:
-            summary = self._finish(model, splits, policy, state, params, context, stopped_early, wall_start)
+            self._save(self.run_dir / "checkpoints" / "last", run.model, run.optimizer, run.scaler, state, run.extra)
         barrier(context)
-        return summary
+        raise TrainingInterrupted(self.run_dir, self._signal_name or "signal")
 
-    def _train_epoch(self, epoch, start_batch, batches_per_epoch, steps_per_epoch, total_steps, train_model,
-                     optimizer, scaler, amp_dtype, mixup, loader, state, context, memory_format) -> bool:
+    def _end_epoch(self, run: _Run, state: dict[str, Any], epoch: int, validation: tuple[float, float, int],
+                   epoch_time: float) -> None:
+        """Record the epoch in the history and write its metrics line and checkpoints."""
+        val_loss, val_top1, val_count = validation
+        partial = state["partial"]
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": partial["loss_sum"] / max(partial["count"], 1),
+            "train_top1": partial["correct"] / max(partial["count"], 1),
+            "val_loss": val_loss,
+            "val_top1": val_top1,
+            "lr": run.optimizer.param_groups[0]["lr"],
+            "epoch_time_s": epoch_time,
+            "elapsed_s": state["train_time_s"],
+            "train_images": int(partial["count"]),
+            "val_images": int(val_count),
+        }
+        state["history"].append(record)
+        state["epoch"] = epoch + 1
+        state["batch_in_epoch"] = 0
+        state["partial"] = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
+
+        improved = state["best_val_loss"] is None or val_loss < state["best_val_loss"]
+        if improved:
+            state["best_val_loss"] = val_loss
+            state["best_epoch"] = epoch + 1
+            state["epochs_without_improvement"] = 0
+        else:
+            state["epochs_without_improvement"] += 1
+
+        if run.context.is_main:
+            logger.info(
+                "epoch %d/%d: train_loss %.4f train_top1 %.2f%% val_loss %.4f val_top1 %.2f%% (%d val images) lr %.2e",
+                epoch + 1, self.recipe.train.epochs, record["train_loss"], 100 * record["train_top1"],
+                val_loss, 100 * val_top1, val_count, record["lr"],
+            )
+            checkpoints = self.run_dir / "checkpoints"
+            if improved:
+                self._save(checkpoints / "best", run.model, None, None, state, run.extra)
+            self._save(checkpoints / "last", run.model, run.optimizer, run.scaler, state, run.extra)
+            self._write_metrics(state["history"])
+        barrier(run.context)
+
+    def _train_epoch(self, run: _Run, epoch: int, start_batch: int, state: dict[str, Any]) -> bool:
         """Train one epoch from ``start_batch``; return True when a signal asked to stop."""
+        context = run.context
+        train_model = run.train_model
+        optimizer = run.optimizer
+        scaler = run.scaler
+        mixup = run.mixup
+        batches_per_epoch = run.batches_per_epoch
+        amp_dtype = run.amp_dtype
+        memory_format = run.memory_format
         train_cfg = self.recipe.train
         accum = train_cfg.grad_accum_steps
         partial = state["partial"]
         progress_bar = None
-        iterator = loader
+        iterator = run.train_loader
         if self.progress and context.is_main:
             from tqdm.auto import tqdm
 
-            progress_bar = tqdm(loader, total=batches_per_epoch, initial=start_batch,
+            progress_bar = tqdm(run.train_loader, total=batches_per_epoch, initial=start_batch,
                                 desc=f"epoch {epoch + 1}/{train_cfg.epochs}", unit="batch", leave=False, dynamic_ncols=True)
             iterator = progress_bar
 
@@ -506,7 +594,7 @@ class DefaultTrainer:
                 batch_index += 1
 
                 if is_last_micro:
-                    lr = self._learning_rate(state["step"], total_steps, steps_per_epoch)
+                    lr = self._learning_rate(state["step"], run.total_steps, run.steps_per_epoch)
                     for group in optimizer.param_groups:
                         group["lr"] = lr
                     if self.recipe.optim.clip_grad_norm is not None:
@@ -561,15 +649,19 @@ class DefaultTrainer:
             )
 
     @torch.no_grad()
-    def _validate(self, model, loader, amp_dtype, context, memory_format) -> tuple[float, float, int]:
-        model.eval()
+    def _validate(self, run: _Run) -> tuple[float, float, int]:
+        """Return the validation loss, top-1 and image count, reduced over all ranks."""
+        context = run.context
+        run.train_model.eval()
         loss_sum = correct = count = 0.0
-        for images, labels in loader:
-            images = images.to(context.device, memory_format=memory_format)
+        for images, labels in run.val_loader:
+            images = images.to(context.device, memory_format=run.memory_format)
             labels = labels.to(context.device)
-            autocast = torch.autocast(context.device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
+            autocast = nullcontext()
+            if run.amp_dtype is not None:
+                autocast = torch.autocast(context.device.type, dtype=run.amp_dtype)
             with autocast:
-                logits = model(images)
+                logits = run.train_model(images)
             logits = logits.float()
             loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
             correct += float((logits.argmax(dim=1) == labels).sum())
@@ -636,15 +728,17 @@ class DefaultTrainer:
             labels.append(batch_labels.numpy())
         return np.concatenate(labels), np.concatenate(probs)
 
-    def _finish(self, model, splits, policy, state, params, context, stopped_early, wall_start) -> dict[str, Any]:
+    def _finish(self, run: _Run, state: dict[str, Any], stopped_early: bool, wall_start: float) -> dict[str, Any]:
+        """Evaluate the best weights on validation and test, write summary.json and curves.png."""
+        model, splits, context = run.model, run.splits, run.context
         model.to(memory_format=torch.contiguous_format)
-        transform = policy.eval_transform()
+        transform = run.policy.eval_transform()
         val_labels, val_probs = self._predict(model, splits.val, transform, context)
         test_labels, test_probs = self._predict(model, splits.test, transform, context)
         summary = {
             "recipe_name": self.recipe.name,
             "seed": self.recipe.seed,
-            "model": {"name": self.recipe.model.name, "params": params, "img_size": self.recipe.data.img_size,
+            "model": {"name": self.recipe.model.name, "params": run.params, "img_size": self.recipe.data.img_size,
                       "pretrained": self.recipe.model.pretrained},
             "class_names": list(splits.class_names),
             "data": splits.describe(),
