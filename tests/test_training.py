@@ -144,7 +144,9 @@ def test_validation_split_disjoint_from_testing():
         recipe = tiny_recipe(f"data.name={name}")
         splits = get_registries().datasets.get(name).build(recipe.data, recipe.seed)
         train, val, test = ({s.path for s in part} for part in (splits.train, splits.val, splits.test))
-        assert val and test and train
+        assert train
+        assert val
+        assert test
         assert not val & test
         assert not train & test
         assert not train & val
