@@ -1,22 +1,19 @@
 """Batched tensor augmentation: shapes, seeding, each operation, and training with augment.backend=tensor."""
 
-import json
 
 import numpy as np
 import pytest
 import torch
 
-from helpers import tiny_recipe
+from helpers import interrupt_mid_epoch, metrics_without_timing, tiny_recipe
 from zoo_core.augment import tensor as T
 from zoo_core.augment.tensor import TensorAugment
-from zoo_core.train import checkpoint as ckpt
 from zoo_core.train.run import resume_run, train_recipe
 from zoo_core.train.sampling import AugmentingCollate, collate_padded_uint8
-from zoo_core.train.trainer import DefaultTrainer, TrainingError, TrainingInterrupted
+from zoo_core.train.trainer import TrainingError
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
-TIMING_KEYS = {"epoch_time_s", "elapsed_s"}
 
 
 @pytest.fixture(autouse=True)
@@ -296,11 +293,6 @@ def test_non_uint8_input_rejected():
         make_augment()(torch.zeros(1, 1, 8, 8), torch.tensor([[8, 8]]), torch.tensor([[0, 0]]))
 
 
-def read_metrics(run_dir):
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [{key: value for key, value in json.loads(line).items() if key not in TIMING_KEYS} for line in lines]
-
-
 TENSOR_OVERRIDES = ("data.cache=true", "augment.backend=tensor", "augment.randaugment_magnitude=9",
                     "train.batch_size=4", "optim.lr=1e-3")
 
@@ -313,7 +305,7 @@ def test_tensor_backend_needs_cache(tmp_path):
 def test_tensor_backend_training_lowers_loss(tmp_path):
     run_dir = tmp_path / "run"
     train_recipe(tiny_recipe("data.cache=true", "augment.backend=tensor", "train.epochs=4"), run_dir, progress=False)
-    metrics = read_metrics(run_dir)
+    metrics = metrics_without_timing(run_dir)
     assert len(metrics) == 4
     assert metrics[-1]["train_loss"] < metrics[0]["train_loss"]
 
@@ -325,25 +317,12 @@ def test_tensor_backend_resume_mid_epoch_matches(tmp_path, monkeypatch, workers)
     reference_dir = tmp_path / "reference"
     train_recipe(tiny_recipe(*overrides), reference_dir, progress=False)
 
-    original = DefaultTrainer._stop_requested
-    calls = {"count": 0}
-
-    # 24 training images in batches of 4 make six steps an epoch, so the eighth check falls in epoch 2.
-    def stop_in_second_epoch(self, context):
-        calls["count"] += 1
-        if calls["count"] == 8:
-            self._signal_name = "SIGINT"
-        return original(self, context)
-
-    monkeypatch.setattr(DefaultTrainer, "_stop_requested", stop_in_second_epoch)
     run_dir = tmp_path / "run"
-    with pytest.raises(TrainingInterrupted):
-        train_recipe(tiny_recipe(*overrides), run_dir, progress=False)
-    assert ckpt.load_trainer_state(run_dir / "checkpoints" / "last")["batch_in_epoch"] > 0
+    # 24 training images in batches of 4 make six steps an epoch, so the eighth check falls in epoch 2.
+    interrupt_mid_epoch(tiny_recipe(*overrides), run_dir, monkeypatch, stop_at_check=8)
 
-    monkeypatch.setattr(DefaultTrainer, "_stop_requested", original)
     resume_run(run_dir, progress=False)
-    assert read_metrics(run_dir) == read_metrics(reference_dir)
+    assert metrics_without_timing(run_dir) == metrics_without_timing(reference_dir)
 
 
 def test_augmenting_collate_matches_call():

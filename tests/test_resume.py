@@ -1,6 +1,5 @@
 """Exact resume: a run interrupted by SIGINT or SIGKILL and resumed matches an uninterrupted run."""
 
-import json
 import signal
 import subprocess
 import sys
@@ -8,20 +7,13 @@ import time
 
 import pytest
 
-from helpers import tiny_recipe
+from helpers import interrupt_mid_epoch, metrics_without_timing, tiny_recipe
 from zoo_core.train import checkpoint as ckpt
 from zoo_core.train.run import resume_run, train_recipe
 
-# Times differ between runs; everything else in metrics.jsonl must match exactly.
-TIMING_KEYS = {"epoch_time_s", "elapsed_s"}
 RECIPE_OVERRIDES = ("train.epochs=3", "data.phantom_images_per_class=8", "train.batch_size=4",
                     "augment.randaugment_magnitude=9", "model.drop_path_rate=0.1", "optim.lr=1e-3",
                     "schedule.name=cosine", "schedule.warmup_epochs=1")
-
-
-def metrics_without_timing(run_dir):
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [{k: v for k, v in json.loads(line).items() if k not in TIMING_KEYS} for line in lines]
 
 
 @pytest.fixture(scope="module")
@@ -85,26 +77,10 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path, reference_metrics)
 
 def test_resume_mid_epoch_checkpoint_matches(tmp_path, reference_metrics, monkeypatch):
     """Stop in the middle of epoch 2 (as SIGINT would) and resume from that step."""
-    from zoo_core.train.trainer import DefaultTrainer, TrainingInterrupted
-
-    calls = {"count": 0}
-    original = DefaultTrainer._stop_requested
-
-    # 24 training images in batches of 4: six steps an epoch, so the ninth check is inside epoch 2.
-    def stop_inside_second_epoch(self, context):
-        calls["count"] += 1
-        if calls["count"] == 9:
-            self._signal_name = "SIGINT"
-        return original(self, context)
-
-    monkeypatch.setattr(DefaultTrainer, "_stop_requested", stop_inside_second_epoch)
     run_dir = tmp_path / "run"
-    with pytest.raises(TrainingInterrupted):
-        train_recipe(tiny_recipe(*RECIPE_OVERRIDES), run_dir, progress=False)
-    state = ckpt.load_trainer_state(run_dir / "checkpoints" / "last")
-    assert state["batch_in_epoch"] > 0, "the interrupt should land inside an epoch"
+    # 24 training images in batches of 4: six steps an epoch, so the ninth check is inside epoch 2.
+    interrupt_mid_epoch(tiny_recipe(*RECIPE_OVERRIDES), run_dir, monkeypatch, stop_at_check=9)
 
-    monkeypatch.setattr(DefaultTrainer, "_stop_requested", original)
     resume_run(run_dir, progress=False)
     assert metrics_without_timing(run_dir) == reference_metrics
 

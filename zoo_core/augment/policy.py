@@ -13,7 +13,7 @@ from timm.data import Mixup, create_transform
 
 
 class AugmentationPolicy(Protocol):
-    """What the trainer needs from an augmentation policy."""
+    """Interface the trainer uses to get transforms and preprocessing from an augmentation policy."""
 
     def train_transform(self) -> Callable: ...
 
