@@ -89,3 +89,33 @@ def test_train_and_eval_on_bundled_sample(tmp_path):
     again = json.loads((tmp_path / "again" / "summary.json").read_text())
     assert again["test"]["top1"] == summary["test"]["top1"]
     assert again["best_val_loss"] == summary["best_val_loss"]
+
+
+def test_plugins_names_unknown_load_filter_entries(monkeypatch):
+    from zoo_core import plugins
+
+    monkeypatch.setenv("ZOO_LOAD_PLUGINS", "rdnt")
+    plugins.reload_plugins()
+    result = run("plugins")
+    assert "not installed, so not loaded: rdnt" in result.output
+
+
+def test_export_refuses_to_overwrite_without_flag(tmp_path):
+    from helpers import tiny_recipe as recipe_for
+    from zoo_core.train.run import train_recipe
+
+    run_dir = tmp_path / "run"
+    train_recipe(recipe_for("train.epochs=1"), run_dir, progress=False)
+    out_dir = tmp_path / "export"
+    assert run("export", str(run_dir), str(out_dir)).exit_code == 0
+    card = out_dir / "README.md"
+    card.write_text("edited card")
+
+    again = CliRunner().invoke(cli, ["export", str(run_dir), str(out_dir)])
+    assert again.exit_code == 1
+    assert "--overwrite" in again.output
+    assert card.read_text() == "edited card"
+
+    forced = run("export", str(run_dir), str(out_dir), "--overwrite")
+    assert forced.exit_code == 0
+    assert card.read_text() != "edited card"

@@ -512,7 +512,7 @@ def render_model_card(state: dict[str, Any], summary: dict[str, Any] | None, mod
         "> **Research model, not a medical device.** It has not been clinically validated or approved by "
         "any regulator. Do not use it to diagnose, treat or triage patients.",
         "",
-        f"A {architecture} image classifier for brain-tumour MRI slices, trained with brain-zoo "
+        f"An image classifier ({architecture}) for brain-tumour MRI slices, trained with brain-zoo "
         f"on {dataset_text}.",
         "",
         "## Model",

@@ -107,6 +107,12 @@ def _load(extra_plugins: tuple[object, ...] = ()) -> _State:
         plugins["builtins"] = PluginInfo("builtins", __version__, "brain-zoo")
 
     allowed = allowed_plugins()
+    unknown = sorted((allowed or set()) - {ep.name for ep in _entry_points()})
+    if unknown:
+        logger.warning(
+            "ZOO_LOAD_PLUGINS names %s, but no installed plugin has that name (installed: %s)",
+            ", ".join(unknown), ", ".join(ep.name for ep in _entry_points()) or "none",
+        )
     for entry_point in _entry_points():
         if allowed is not None and entry_point.name not in allowed:
             logger.debug("skipping plugin %s: not in ZOO_LOAD_PLUGINS", entry_point.name)

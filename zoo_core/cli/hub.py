@@ -26,14 +26,21 @@ LICENSE_OPTION = click.option(
 @CHECKPOINT_OPTION
 @click.option("--repo-id", default=None, metavar="ORG/NAME", help="Hub id to name in the model card's usage example.")
 @LICENSE_OPTION
-def export(run_dir, out_dir, checkpoint, repo_id, license_id):
+@click.option("--overwrite", is_flag=True, help="Replace the weights, config and model card already in DIR.")
+def export(run_dir, out_dir, checkpoint, repo_id, license_id, overwrite):
     """Write the RUN folder's checkpoint to DIR as model.safetensors, config.json and README.md.
 
     timm loads the result with timm.create_model("local-dir:DIR", pretrained=True)
     once the plugin of the architecture is imported.
     """
-    from zoo_core.hub import HubError, export_run
+    from zoo_core.hub import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, HubError, export_run
 
+    existing = [name for name in (WEIGHTS_FILE, CONFIG_FILE, CARD_FILE) if (Path(out_dir) / name).exists()]
+    if existing and not overwrite:
+        raise click.ClickException(
+            f"{out_dir} already contains {', '.join(existing)}; pass --overwrite to replace them "
+            "(an edited model card would be lost) or choose another folder"
+        )
     try:
         folder = export_run(Path(run_dir), Path(out_dir), checkpoint=checkpoint, repo_id=repo_id,
                             license=license_id)

@@ -47,6 +47,9 @@ def plugins():
     allowed = allowed_plugins()
     if allowed is not None:
         click.echo(f"\nZOO_LOAD_PLUGINS restricts loading to: {', '.join(sorted(allowed)) or '(none)'}")
+        missing = sorted(allowed - {info.name for info in loaded_plugins()})
+        if missing:
+            click.echo(f"not installed, so not loaded: {', '.join(missing)}")
 
 
 def _count_parameters(timm, torch, name: str, num_classes: int) -> int:
