@@ -300,3 +300,19 @@ def test_compare_real_runs(tiny_models, tmp_path):
     assert set(groups) == {"sample32", "phantom48"}
     assert int(groups["sample32"]["runs"]) == 2
     assert (tmp_path / "out" / "pareto.png").is_file()
+
+
+def test_group_labels_name_the_differing_setting():
+    from types import SimpleNamespace
+
+    from zoo_core.evaluate.compare import _group_labels
+
+    def fake_run(epochs, seed):
+        recipe = {"name": "quickstart", "seed": seed, "train": {"epochs": epochs, "batch_size": 8}}
+        return SimpleNamespace(recipe=recipe, name=f"run-{epochs}-{seed}", model="rdnet_tiny", img_size=96,
+                               group_key=f"quickstart-{epochs}")
+
+    runs = [fake_run(2, 0), fake_run(2, 1), fake_run(6, 0)]
+    labels = _group_labels(runs)
+    assert labels["quickstart-2"] == "quickstart (train.epochs=2)"
+    assert labels["quickstart-6"] == "quickstart (train.epochs=6)"

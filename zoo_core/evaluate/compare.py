@@ -303,11 +303,32 @@ def _group_labels(runs: Sequence[RunResult]) -> dict[str, str]:
     labels = {}
     for number, key in enumerate(keys, start=1):
         label = names[key]
-        if list(names.values()).count(label) > 1:
+        twins = [other for other in keys if names[other] == label]
+        if len(twins) > 1:
+            differences = _recipe_differences(first_run[key], [first_run[other] for other in twins])
             run = first_run[key]
-            label = f"{label} ({run.model} {run.img_size}px, #{number})"
+            label = f"{label} ({differences or f'{run.model} {run.img_size}px, #{number}'})"
         labels[key] = label
     return labels
+
+
+def _flat_recipe(recipe: dict, prefix: str = "") -> dict[str, object]:
+    flat = {}
+    for key, value in recipe.items():
+        if isinstance(value, dict):
+            flat.update(_flat_recipe(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _recipe_differences(run: RunResult, twins: Sequence[RunResult], limit: int = 3) -> str:
+    """Describe the recipe values of ``run`` that differ among runs sharing its recipe name (seed aside)."""
+    flats = [_flat_recipe(twin.recipe or {}) for twin in twins]
+    own = _flat_recipe(run.recipe or {})
+    keys = sorted({key for flat in flats for key in flat} - {"name", "seed"})
+    differing = [key for key in keys if len({repr(flat.get(key)) for flat in flats}) > 1]
+    return ", ".join(f"{key}={own.get(key)}" for key in differing[:limit])
 
 
 def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
