@@ -22,6 +22,9 @@ logger = logging.getLogger(__name__)
 DPI = 120
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
 def _split_sizes(records: list[dict]) -> str:
     last = records[-1]
     train = last.get("train_images", "?")
@@ -29,18 +32,19 @@ def _split_sizes(records: list[dict]) -> str:
     return f"train {train} images, validation {val} images"
 
 
-def _draw_curves(loss_axis, accuracy_axis, records: list[dict], label: str, color) -> None:
+def _draw_curves(loss_axis, accuracy_axis, records: list[dict], label: str, color, marker: str | None = None) -> None:
     epochs = [record["epoch"] for record in records]
     prefix = f"{label}: " if label else ""
-    loss_axis.plot(epochs, [r["train_loss"] for r in records], "--", color=color, label=f"{prefix}train")
-    loss_axis.plot(epochs, [r["val_loss"] for r in records], "-", color=color, label=f"{prefix}validation")
+    # A marker per run keeps runs apart where their curves coincide.
+    style = {"color": color, "marker": marker, "markersize": 5, "alpha": 0.85}
+    loss_axis.plot(epochs, [r["train_loss"] for r in records], "--", label=f"{prefix}train", **style)
+    loss_axis.plot(epochs, [r["val_loss"] for r in records], "-", label=f"{prefix}validation", **style)
 
     if all("train_top1" in r for r in records):
-        accuracy_axis.plot(epochs, [100 * r["train_top1"] for r in records], "--", color=color,
-                           label=f"{prefix}train")
+        accuracy_axis.plot(epochs, [100 * r["train_top1"] for r in records], "--", label=f"{prefix}train", **style)
     if all("val_top1" in r for r in records):
-        accuracy_axis.plot(epochs, [100 * r["val_top1"] for r in records], "-", color=color,
-                           label=f"{prefix}validation")
+        accuracy_axis.plot(epochs, [100 * r["val_top1"] for r in records], "-", label=f"{prefix}validation",
+                           **style)
 
 
 def _label_axes(loss_axis, accuracy_axis) -> None:
@@ -91,11 +95,12 @@ def plot_curves_overlay(runs: Sequence[tuple[str, list[dict]]], output: str | Pa
     legend_height = 0.22 * rows + 0.12
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(13, 4.5 + legend_height))
     for index, (label, records) in enumerate(runs):
-        _draw_curves(loss_axis, accuracy_axis, records, label, colors(index % colors.N))
+        _draw_curves(loss_axis, accuracy_axis, records, label, colors(index % colors.N), MARKERS[index % len(MARKERS)])
     _label_axes(loss_axis, accuracy_axis)
 
     # One legend below both panels: a colour per run, a line style per split.
-    handles = [Line2D([], [], color=colors(index % colors.N), label=label) for index, (label, _) in enumerate(runs)]
+    handles = [Line2D([], [], color=colors(index % colors.N), marker=MARKERS[index % len(MARKERS)], label=label)
+               for index, (label, _) in enumerate(runs)]
     handles.append(Line2D([], [], color="black", linestyle="--", label="train"))
     handles.append(Line2D([], [], color="black", linestyle="-", label="validation"))
     figure.legend(handles=handles, loc="lower center", ncol=columns, fontsize="small")
