@@ -18,7 +18,7 @@ class ModelSpec:
 
     ``name`` is the timm model name. ``check_img_size(height, width)`` raises
     ``ValueError`` naming the size and the rule when the model cannot run at
-    that size; ``size_rule`` states the same rule in words for ``zoo models``.
+    that size. ``size_rule`` states the same rule in words for ``zoo models``.
     """
 
     name: str

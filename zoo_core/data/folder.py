@@ -1,6 +1,6 @@
 """Scanning of Kaggle Brain Tumor MRI folders: ``Training/<class>/*`` and ``Testing/<class>/*``.
 
-Folder-name variants map to the canonical classes; a folder that maps to no
+Folder-name variants map to the canonical classes. A folder that maps to no
 class, an empty class folder or a class missing from one split is an error.
 Hidden and system files are ignored. Every other file in a class folder is
 returned, so that :func:`zoo_core.data.duplicates.hash_images` reports a

@@ -10,8 +10,8 @@ from zoo_core.registry import ModelSpec
 
 PAPER = "DenseNets Reloaded: Paradigm Shift Beyond ResNets and ViTs (arXiv 2403.19588)"
 
-# RDNet downsamples by 32 and pools globally, so any size from 32 pixels works;
-# the ImageNet weights were trained at 224 (and 384 for the large fine-tune).
+# RDNet downsamples by 32 and pools globally, so any size from 32 pixels works.
+# Its ImageNet weights were trained at 224 (and 384 for the large fine-tune).
 SIZES = {
     "rdnet_tiny": ("rdnet_tiny_224",),
     "rdnet_small": (),

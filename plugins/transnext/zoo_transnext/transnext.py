@@ -65,7 +65,7 @@ def _relative_position_table(
 
     Keys sit at the centres of the average-pooling bins. Offsets are scaled by
     the grid size at pretraining (``ref_size``), so the MLP receives inputs in
-    the same range at any input size. Returns ``(index, table)``: ``table`` holds each
+    the same range at any input size. Returns ``(index, table)``: ``table`` contains each
     distinct (dy, dx) once, ``index`` maps every (query, key) pair to its row.
     """
     offsets = []
